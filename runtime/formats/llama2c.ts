@@ -163,7 +163,10 @@ export function serializeLlama2c(model: Model): Uint8Array {
   const im = new Float32Array(c.maxSeqLen * half);
   for (let p = 0; p < c.maxSeqLen; p++) {
     for (let j = 0; j < half; j++) {
-      const a = p / Math.pow(10000, (2 * j) / c.headDim);
+      // Computed in f32 steps as llama2.c's PyTorch export did (equal to within 1 ulp: libm differs).
+      // Readers ignore these tables.
+      const f = Math.fround(1 / Math.fround(Math.pow(10000, Math.fround((2 * j) / c.headDim))));
+      const a = Math.fround(p * f);
       re[p * half + j] = Math.cos(a);
       im[p * half + j] = Math.sin(a);
     }
