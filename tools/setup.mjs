@@ -1,0 +1,33 @@
+// Installs what `npm run demo` and `npm test` need on a fresh machine with only Node/npm:
+// the npm packages (Deno itself among them) and, for the tests, Debian's Chromium for the
+// browser suite. Idempotent: does nothing when everything is present.
+//
+//   node tools/setup.mjs demo|test
+import { execSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const what = process.argv[2] ?? "demo";
+const run = (cmd) => execSync(cmd, { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
+
+if (!existsSync(join(root, "node_modules/.bin/deno"))) {
+  console.error("setup: installing npm packages (Deno included) …");
+  run("npm install --no-audit --no-fund --loglevel=error");
+}
+
+const aptNeeds = what === "test" ? [["chromium", "/usr/bin/chromium"]] : [];
+const missing = aptNeeds.filter(([, bin]) => !existsSync(bin)).map(([pkg]) => pkg);
+if (missing.length) {
+  const isRoot = process.getuid?.() === 0;
+  if (isRoot && existsSync("/usr/bin/apt-get")) {
+    console.error(`setup: installing ${missing.join(", ")} with apt-get …`);
+    run("apt-get update -q");
+    run(`DEBIAN_FRONTEND=noninteractive apt-get install -y -q ${missing.join(" ")}`);
+  } else {
+    console.error(
+      `setup: the browser tests need ${missing.join(", ")}; install it (e.g. sudo apt-get install ${missing.join(" ")})`,
+    );
+  }
+}
