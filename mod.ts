@@ -1,0 +1,49 @@
+/**
+ * tandem: split-compute LLM inference. This module is the portable core (no host APIs):
+ * model description and formats, tokenizers, engines that run any layer range, sampling and
+ * generation. Loading from the file system lives in `./hosts/mod.ts`; the edge server in
+ * `./edge/mod.ts`.
+ *
+ * @example
+ * ```ts
+ * import { generate, parseLlama2c, parseLlama2cTokenizer, RefEngine, StreamDecoder } from "./mod.ts";
+ * const dir = "../shared/models/stories260K/";
+ * const model = parseLlama2c(await Deno.readFile(dir + "stories260K.bin"));
+ * const tok = parseLlama2cTokenizer(await Deno.readFile(dir + "tok512.bin"), model.config.vocabSize);
+ * const prompt = tok.encode("Once upon a time");
+ * const stream = new StreamDecoder(tok, prompt);
+ * let text = "";
+ * for (const id of generate(new RefEngine(model), prompt, { maxTokens: 20 })) text += stream.push(id);
+ * console.log(text);
+ * ```
+ *
+ * @module
+ */
+
+export { type ErrorCode, TandemError } from "./runtime/errors.ts";
+export {
+  expectedShapes,
+  headFlops,
+  layerFlops,
+  type Model,
+  type ModelConfig,
+  type ModelParts,
+  parameterCount,
+  type RopeScaling,
+  type Tensor,
+  validateModel,
+} from "./runtime/model.ts";
+export type { Engine, KVCache } from "./runtime/engine.ts";
+export { RefEngine } from "./runtime/forward.ts";
+export { generate, type GenerateOptions } from "./runtime/generate.ts";
+export { argmax, Rng, Sampler, type SamplerOptions } from "./runtime/sampling.ts";
+export { StreamDecoder, type Tokenizer } from "./runtime/tokenizer/tokenizer.ts";
+export { Llama2cTokenizer, parseLlama2cTokenizer } from "./runtime/tokenizer/llama2c.ts";
+export { HfTokenizer, parseHfTokenizer } from "./runtime/tokenizer/hf.ts";
+export { parseLlama2c, serializeLlama2c } from "./runtime/formats/llama2c.ts";
+export { parseSafetensors, serializeSafetensors } from "./runtime/formats/safetensors.ts";
+export { modelFromHf, modelToHf } from "./runtime/formats/hf.ts";
+export { type LoadedModel, loadHfFolder, loadLlama2cFrom } from "./runtime/load.ts";
+export { type FileSource, HttpSource, HubSource } from "./runtime/source.ts";
+export { digestModel, type ModelDigests } from "./runtime/digest.ts";
+export { cutModel, makeShard, type Shard, shardParts } from "./runtime/shard.ts";
