@@ -86,7 +86,10 @@ export class HfTokenizer implements Tokenizer {
           skip_special_tokens: true,
           clean_up_tokenization_spaces: false,
         });
-        if (this.#stripAfterBos && afterBos && s.startsWith(" ")) s = s.slice(1);
+        const lead = this.#lib.id_to_token(part[0]) ?? "";
+        if (this.#stripAfterBos && afterBos && lead.startsWith("\u2581") && s.startsWith(" ")) {
+          s = s.slice(1); // a "▁word" piece right after BOS; a <0x20> byte piece keeps its space
+        }
         text += s;
       }
     };
