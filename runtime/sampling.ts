@@ -47,7 +47,7 @@ export class Rng {
 }
 
 /** Index of the largest value (first on ties). */
-export function argmax(x: ArrayLike<number>, off = 0, len = x.length - off): number {
+export function argmax(x: ArrayLike<number>, off = 0, len: number = x.length - off): number {
   let best = 0;
   let max = -Infinity;
   for (let i = 0; i < len; i++) {
@@ -90,7 +90,7 @@ export class Sampler {
   }
 
   /** Samples one token from logits[off .. off+vocab). */
-  sample(logits: Float32Array, off = 0, vocab = logits.length - off): number {
+  sample(logits: Float32Array, off = 0, vocab: number = logits.length - off): number {
     if (this.greedy) return argmax(logits, off, vocab);
     const { temperature, topK, topP } = this.options;
     let idx = Array.from({ length: vocab }, (_, i) => i);
