@@ -146,6 +146,13 @@ export class HttpSource implements FileSource {
 async function failFor(res: Response, path: string, url: string): Promise<never> {
   await res.body?.cancel();
   const why = `HTTP ${res.status}${res.statusText ? " " + res.statusText : ""}`;
+  const hubCode = res.headers.get("x-error-code"); // the hub says RepoNotFound, GatedRepo, ...
+  if (hubCode === "RepoNotFound") {
+    throw new TandemError(
+      "not_found",
+      `Cannot download ${path} from ${url}: ${why} (no such repository, or it is private: set HF_TOKEN)`,
+    );
+  }
   if (res.status === 401 || res.status === 403) {
     throw new TandemError(
       "unauthorized",

@@ -38,6 +38,9 @@ async function withHub(
     hits.push(`${req.method} ${path}`);
     const m = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(path);
     if (!m) return new Response("not found", { status: 404 });
+    if (m[1].startsWith("gone/")) {
+      return new Response("no repo", { status: 401, headers: { "x-error-code": "RepoNotFound" } });
+    }
     if (m[1].startsWith("private/") && req.headers.get("authorization") !== `Bearer ${TOKEN}`) {
       return new Response("unauthorized", { status: 401 });
     }
@@ -105,6 +108,11 @@ Deno.test("hub errors: 404 and 401 name the file and URL; a token fixes 401", as
       () => loadModel("hf:test/missing", { endpoint }),
       "bad_model",
       /hf:test\/missing@main: no config\.json/,
+    );
+    await assertTandemError(
+      () => new HubSource("hf:gone/repo", { endpoint }).read("config.json"),
+      "not_found",
+      /HTTP 401 .*\(no such repository, or it is private: set HF_TOKEN\)/,
     );
     const hub = new HubSource("hf:test/tiny", { endpoint });
     await assertTandemError(
