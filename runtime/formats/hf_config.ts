@@ -120,7 +120,7 @@ export function parseHfConfig(json: unknown, source = "config.json"): ModelConfi
       ? ropeParams.rope_theta
       : num("rope_theta", 10000),
     tiedEmbeddings: j.tie_word_embeddings === true,
-    qkvBias: type === "qwen2" || j.attention_bias === true,
+    qkvBias: type === "qwen2",
     bosId: bosRaw as number,
     eosIds: eosIds as number[],
   };
