@@ -1,0 +1,237 @@
+/**
+ * The edge: a Hono app that runs layers [K, L) and the head for split sessions, keeping each
+ * session's KV cache, and answers OpenAI-style chat completions with the whole model.
+ *
+ * | route                          | body in                  | answer                                   |
+ * | ------------------------------ | ------------------------ | ---------------------------------------- |
+ * | `POST /v1/sessions`            | JSON `{ model, split, digest, sampling? }` | 201 `{ id, model, split, layers, maxTokensPerFrame, ttlMs, wire }` |
+ * | `POST /v1/sessions/:id/forward`| a wire frame (`wire.ts`) | NDJSON token lines + closing line (`wire_reply.ts`) |
+ * | `DELETE /v1/sessions/:id`      | —                        | 204                                      |
+ * | `GET /v1/models`               | —                        | OpenAI-style list, with digest and layers |
+ * | `GET /healthz`                 | —                        | `{ ok, sessions, kvBytes }`              |
+ * | `POST /v1/chat/completions`    | OpenAI chat request      | OpenAI chat completion (SSE when `stream`) |
+ *
+ * Every failure is a JSON `{ error: { code, message } }` with the status of `http_errors.ts`.
+ * The app touches no host API: serve it with `hosts/deno.ts`, `hosts/node.ts` or
+ * `hosts/workerd.ts`, or call `app.request()` in tests.
+ *
+ * @example
+ * ```ts
+ * import { createEdgeApp } from "./app.ts";
+ * import type { Model } from "../runtime/model.ts";
+ * declare const model: Model;
+ * const edge = await createEdgeApp({ models: [{ id: "stories260K", model }] });
+ * const res = await edge.app.request("/healthz");
+ * console.log(await res.json()); // { ok: true, sessions: 0, kvBytes: 0 }
+ * ```
+ *
+ * @module
+ */
+
+import { Hono } from "hono";
+import { TandemError } from "../runtime/errors.ts";
+import { decodeFrame, WIRE_MAJOR, WIRE_MINOR } from "../runtime/wire.ts";
+import { errorResponse } from "./http_errors.ts";
+import { readBytes, readJson } from "./body.ts";
+import {
+  type EdgeModel,
+  type EdgeModelSpec,
+  type EngineFactory,
+  isWhole,
+  prepareModels,
+  splitProblem,
+} from "./models.ts";
+import { registerChat } from "./openai.ts";
+import { SessionStore } from "./sessions.ts";
+import { type EdgeSession, newEdgeSession, runFrame, uuidBytes } from "./split_forward.ts";
+
+/** Limits of an edge. */
+export interface EdgeLimits {
+  /** Most sessions held at once (LRU eviction past it). Default 256. */
+  maxSessions: number;
+  /** Total KV-cache bytes of all sessions (LRU eviction past it). Default 256 MiB. */
+  kvBudgetBytes: number;
+  /** A session unused this long is dropped. Default 10 minutes. */
+  ttlMs: number;
+  /** Largest request body. Default 16 MiB. */
+  maxBodyBytes: number;
+  /** Most rows one frame may carry. Default 512. */
+  maxTokensPerFrame: number;
+  /** Most tokens one chat completion may produce. Default 1024. */
+  maxChatTokens: number;
+}
+
+/** Options of {@linkcode createEdgeApp}. */
+export interface EdgeOptions {
+  /** The models served (whole models or edge shards). */
+  models: EdgeModelSpec[];
+  /** Builds each model's engine (default: the reference engine). */
+  engine?: EngineFactory;
+  /** Limits (defaults above). */
+  limits?: Partial<EdgeLimits>;
+  /** Clock for session TTLs (default Date.now). */
+  now?: () => number;
+  /** Where unexpected errors are reported (default console.error); never sent to clients. */
+  log?: (e: unknown) => void;
+}
+
+/** A ready edge. */
+export interface EdgeApp {
+  /** The Hono app. */
+  app: Hono;
+  /** The fetch handler (what a host serves). */
+  fetch: (request: Request) => Promise<Response>;
+  /** The session table (for metrics and tests). */
+  sessions: SessionStore<EdgeSession>;
+  /** The models served, by id. */
+  models: Map<string, EdgeModel>;
+  /** The limits in force. */
+  limits: EdgeLimits;
+  /** Frees the engines. */
+  dispose(): void;
+}
+
+const DEFAULT_LIMITS: EdgeLimits = {
+  maxSessions: 256,
+  kvBudgetBytes: 256 * 2 ** 20,
+  ttlMs: 10 * 60_000,
+  maxBodyBytes: 16 * 2 ** 20,
+  maxTokensPerFrame: 512,
+  maxChatTokens: 1024,
+};
+
+interface OpenRequest {
+  model: string;
+  split: number;
+  digest: string;
+  sampling?: { temperature?: number; topK?: number; topP?: number; seed?: number };
+}
+
+function checkOpen(v: unknown): OpenRequest {
+  const o = v as Partial<OpenRequest>;
+  const bad = (why: string) => new TandemError("bad_request", `Cannot open session: ${why}`);
+  if (!o || typeof o !== "object") throw bad("the body must be a JSON object");
+  if (typeof o.model !== "string") throw bad("`model` must be a string");
+  if (!Number.isInteger(o.split)) throw bad("`split` must be an integer layer");
+  if (typeof o.digest !== "string") {
+    throw bad("`digest` (the device's model weights digest) is required");
+  }
+  if (o.sampling !== undefined && (typeof o.sampling !== "object" || o.sampling === null)) {
+    throw bad("`sampling` must be an object");
+  }
+  return o as OpenRequest;
+}
+
+/**
+ * Builds an edge app over the given models (digests them and builds their engines).
+ *
+ * @example
+ * ```ts
+ * import { createEdgeApp } from "./app.ts";
+ * import type { Model } from "../runtime/model.ts";
+ * declare const model: Model;
+ * const edge = await createEdgeApp({ models: [{ id: "m", model }], limits: { ttlMs: 60_000 } });
+ * Deno.serve({ port: 8787 }, edge.fetch);
+ * ```
+ */
+export async function createEdgeApp(options: EdgeOptions): Promise<EdgeApp> {
+  const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const log = options.log ?? ((e: unknown) => console.error("edge: unexpected error:", e));
+  const models = await prepareModels(options.models, options.engine);
+  const sessions = new SessionStore<EdgeSession>(
+    { maxSessions: limits.maxSessions, budgetBytes: limits.kvBudgetBytes, ttlMs: limits.ttlMs },
+    options.now,
+  );
+  const app = new Hono();
+  app.onError((e) => errorResponse(e, log));
+  app.notFound((c) =>
+    errorResponse(
+      new TandemError("not_found", `No route ${c.req.method} ${new URL(c.req.url).pathname}`),
+    )
+  );
+
+  app.get(
+    "/healthz",
+    (c) => c.json({ ok: true, sessions: sessions.size, kvBytes: sessions.totalBytes }),
+  );
+
+  app.get("/v1/models", (c) =>
+    c.json({
+      object: "list",
+      data: [...models.values()].map((m) => ({
+        id: m.id,
+        object: "model",
+        created: 0,
+        owned_by: "tandem",
+        digest: m.digest,
+        layers: m.parts.layers,
+        nLayers: m.config.nLayers,
+        dim: m.config.dim,
+        chat: isWhole(m) && !!m.tokenizer,
+      })),
+    }));
+
+  app.post("/v1/sessions", async (c) => {
+    const req = checkOpen(await readJson(c.req.raw, limits.maxBodyBytes));
+    const m = models.get(req.model);
+    if (!m) {
+      throw new TandemError(
+        "not_found",
+        `Cannot open session: this edge does not serve model ${req.model}`,
+      );
+    }
+    if (req.digest !== m.digest) {
+      throw new TandemError(
+        "model_mismatch",
+        `Cannot open session: the device's weights digest ${
+          req.digest.slice(0, 16)
+        }… differs from the edge's ${
+          m.digest.slice(0, 16)
+        }… for ${m.id}; the two halves are different models`,
+      );
+    }
+    const problem = splitProblem(m, req.split);
+    if (problem) throw new TandemError("bad_request", `Cannot open session: ${problem}`);
+    const id = sessions.add(newEdgeSession(m, req.split, req.sampling ?? {}));
+    return c.json({
+      id,
+      model: m.id,
+      split: req.split,
+      layers: [req.split, m.config.nLayers],
+      maxTokensPerFrame: limits.maxTokensPerFrame,
+      ttlMs: limits.ttlMs,
+      wire: `${WIRE_MAJOR}.${WIRE_MINOR}`,
+    }, 201);
+  });
+
+  app.post("/v1/sessions/:id/forward", async (c) => {
+    const id = c.req.param("id");
+    const idBytes = uuidBytes(id);
+    const bytes = await readBytes(c.req.raw, limits.maxBodyBytes);
+    const frame = decodeFrame(bytes, { maxTokens: limits.maxTokensPerFrame, maxDim: 1 << 16 });
+    const session = sessions.get(id);
+    const body = runFrame(session, frame, idBytes);
+    sessions.charge(id);
+    return new Response(body, { headers: { "content-type": "application/x-ndjson" } });
+  });
+
+  app.delete("/v1/sessions/:id", (c) => {
+    const id = c.req.param("id");
+    if (!sessions.delete(id)) sessions.get(id); // throws session_not_found
+    return c.body(null, 204);
+  });
+
+  registerChat(app, models, limits);
+
+  return {
+    app,
+    fetch: async (request: Request) => await app.fetch(request),
+    sessions,
+    models,
+    limits,
+    dispose: () => {
+      sessions.clear();
+      for (const m of models.values()) m.engine.dispose();
+    },
+  };
+}

@@ -1,0 +1,396 @@
+/**
+ * The device half of split inference: embedding and layers [0, K) run here, each step's
+ * boundary activations go to the edge in a wire frame, and the edge's tokens stream back.
+ *
+ * The session keeps its own KV cache for [0, K) and the boundary activations of the whole
+ * context. When the edge has lost the session (restart, eviction, TTL) it answers
+ * `session_not_found`; the session then opens a new one and replays the stored activations
+ * (frames flagged `NO_REPLY | REPLAY`) before resending the step, so the caller sees no lost
+ * or repeated token. A request that got no answer is retried with the same sequence number,
+ * which the edge answers idempotently.
+ *
+ * Greedy split generation gives exactly the tokens of {@linkcode generate} on the whole
+ * model (with `f32` on the wire; `f16` and `int8` trade exactness for bytes).
+ *
+ * @example
+ * ```ts
+ * import { createSession } from "./session.ts";
+ * import type { Model } from "./model.ts";
+ * declare const model: Model; // the whole model, or a device shard with its digest
+ * const session = await createSession({ model, modelId: "stories260K", split: 2,
+ *   edge: "http://127.0.0.1:8787", wire: "int8" });
+ * for await (const token of session.generate([1], { maxTokens: 50 })) console.log(token);
+ * console.log(session.stats);
+ * await session.close();
+ * ```
+ *
+ * @module
+ */
+
+import { digestModel, hexToBytes } from "./digest.ts";
+import { EdgeClient, type SessionInfo } from "./edge_client.ts";
+import type { Engine, KVCache } from "./engine.ts";
+import { check, TandemError } from "./errors.ts";
+import { RefEngine } from "./forward.ts";
+import { headFlops, layerFlops, type Model, type ModelConfig } from "./model.ts";
+import type { SamplerOptions } from "./sampling.ts";
+import { encodeFrame, FLAG_NO_REPLY, FLAG_REPLAY, FLAG_TOKENS, type WireDtype } from "./wire.ts";
+import type { Reply, ReplyToken } from "./wire_reply.ts";
+
+/** Options of {@linkcode createSession}. */
+export interface SessionOptions {
+  /** The device engine (must hold the embedding and layers [0, K)); or give `model`. */
+  engine?: Engine;
+  /** A model or device shard to run with the reference engine (when no `engine`). */
+  model?: Model;
+  /** Model id the edge knows. */
+  modelId: string;
+  /** Weights digest of the whole model; computed when `model` is whole, required otherwise. */
+  modelDigest?: string;
+  /** Split layer K: the device runs [0, K), the edge [K, L). */
+  split: number;
+  /** Edge base URL. */
+  edge: string | URL;
+  /** Payload encoding on the wire (default "f32"). */
+  wire?: WireDtype;
+  /** Sampling on the edge (default greedy). */
+  sampling?: SamplerOptions;
+  /** Top-k logprobs to ask for per token (default 0). */
+  topK?: number;
+  /** The fetch to use (default the global one). */
+  fetch?: typeof fetch;
+  /** Extra request headers (e.g. Authorization). */
+  headers?: Record<string, string>;
+  /** How many times one step may rebuild a lost edge session (default 3). */
+  maxRecoveries?: number;
+  /** How many times a request without an answer is retried (default 2). */
+  retries?: number;
+}
+
+/** Running totals of a session. */
+export interface SessionStats {
+  /** Tokens answered by the edge. */
+  tokens: number;
+  /** Frames sent (including replays and retries). */
+  roundTrips: number;
+  /** Frame bytes sent. */
+  bytesSent: number;
+  /** Answer bytes received. */
+  bytesReceived: number;
+  /** Milliseconds spent in the device's layers. */
+  deviceMs: number;
+  /** Milliseconds the edge reported computing. */
+  edgeMs: number;
+  /** Milliseconds waiting for the edge (network + edge compute). */
+  waitMs: number;
+  /** Edge sessions rebuilt by replay. */
+  recoveries: number;
+  /** Rows replayed to rebuild them. */
+  replayedRows: number;
+  /** FLOPs run on the device. */
+  deviceFlops: number;
+  /** FLOPs run on the edge (including replays). */
+  edgeFlops: number;
+}
+
+/** Options of {@linkcode SplitSession.generate}. */
+export interface SplitGenerateOptions {
+  /** Most tokens to produce (default 256; clipped to the context). */
+  maxTokens?: number;
+  /** Stop at EOS/BOS (default true); the stop token is not yielded. */
+  stopAtEos?: boolean;
+}
+
+/** A device-side split session; create with {@linkcode createSession}. */
+export class SplitSession {
+  /** The full model's config. */
+  readonly config: ModelConfig;
+  /** Split layer K. */
+  readonly split: number;
+  /** Payload encoding on the wire. */
+  readonly wire: WireDtype;
+  /** Running totals. */
+  readonly stats: SessionStats = {
+    tokens: 0,
+    roundTrips: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    deviceMs: 0,
+    edgeMs: 0,
+    waitMs: 0,
+    recoveries: 0,
+    replayedRows: 0,
+    deviceFlops: 0,
+    edgeFlops: 0,
+  };
+  /** The last answer's tokens, with logprobs when asked for. */
+  lastTokens: ReplyToken[] = [];
+  readonly #o:
+    & Required<Pick<SessionOptions, "modelId" | "topK" | "maxRecoveries" | "retries">>
+    & SessionOptions;
+  readonly #engine: Engine;
+  readonly #client: EdgeClient;
+  readonly #digest: string;
+  readonly #cache: KVCache;
+  readonly #boundary: Float32Array; // [maxSeqLen, dim]: input of layer K at every position
+  #info: SessionInfo;
+  #seq = 0;
+  #length = 0; // positions the device holds
+  #unfed: number[] = []; // tokens yielded but not yet run (the last one of a generation)
+
+  /** Use {@linkcode createSession}. */
+  constructor(
+    o: SessionOptions,
+    engine: Engine,
+    client: EdgeClient,
+    digest: string,
+    info: SessionInfo,
+  ) {
+    this.#o = { topK: 0, maxRecoveries: 3, retries: 2, ...o };
+    this.config = engine.config;
+    this.split = o.split;
+    this.wire = o.wire ?? "f32";
+    this.#engine = engine;
+    this.#client = client;
+    this.#digest = digest;
+    this.#info = info;
+    this.#cache = engine.createCache([0, o.split]);
+    this.#boundary = new Float32Array(engine.config.maxSeqLen * engine.config.dim);
+  }
+
+  /** The edge's current session id (changes when a lost session is rebuilt). */
+  get id(): string {
+    return this.#info.id;
+  }
+
+  /** Positions of context held. */
+  get length(): number {
+    return this.#length;
+  }
+
+  /**
+   * Runs `tokens` through [0, K) at the current position and sends them to the edge.
+   * Returns the edge's answer tokens: the next token; or, with `draft: true` (the tokens
+   * after the first are drafts), the accepted drafts and the next token — the session then
+   * rolls back to what was accepted. Prompt chunks beyond `maxTokensPerFrame` go first as
+   * `NO_REPLY` frames.
+   */
+  async step(tokens: readonly number[], options: { draft?: boolean } = {}): Promise<ReplyToken[]> {
+    const { dim, maxSeqLen } = this.config;
+    const K = this.split;
+    const pos = this.#length;
+    check(tokens.length > 0, "bad_argument", "Cannot step: no tokens");
+    check(
+      pos + tokens.length <= maxSeqLen,
+      "bad_argument",
+      () => `Cannot step: ${pos + tokens.length} positions exceed the context of ${maxSeqLen}`,
+    );
+    const t0 = performance.now();
+    const rows = this.#engine.forward(this.#cache, this.#engine.embed(tokens), pos, 0, K); // [n, dim]
+    this.stats.deviceMs += performance.now() - t0;
+    this.#boundary.set(rows, pos * dim);
+    this.stats.deviceFlops += K * this.#layerSum(pos, tokens.length);
+    const max = this.#info.maxTokensPerFrame;
+    if (options.draft) {
+      check(
+        tokens.length <= max,
+        "bad_argument",
+        () => `Cannot draft ${tokens.length} tokens: the edge takes at most ${max} per frame`,
+      );
+    }
+    let start = pos;
+    const end = pos + tokens.length;
+    while (end - start > max) {
+      await this.#send(start, start + max, FLAG_NO_REPLY);
+      start += max;
+    }
+    const draftTokens = options.draft ? Uint32Array.from(tokens) : undefined;
+    const reply = await this.#send(start, end, options.draft ? FLAG_TOKENS : 0, draftTokens);
+    this.#length = options.draft ? pos + reply.accepted + 1 : end;
+    this.stats.tokens += reply.tokens.length;
+    this.lastTokens = reply.tokens;
+    return reply.tokens;
+  }
+
+  /** Yields generated token ids for `prompt`, continuing the session's context. */
+  async *generate(
+    prompt: readonly number[],
+    options: SplitGenerateOptions = {},
+  ): AsyncGenerator<number, void, void> {
+    const { maxTokens = 256, stopAtEos = true } = options;
+    const c = this.config;
+    const feed = [...this.#unfed, ...prompt];
+    this.#unfed = [];
+    if (feed.length === 0) throw new TandemError("bad_argument", "Cannot generate: empty prompt");
+    if (this.#length + feed.length >= c.maxSeqLen) {
+      throw new TandemError(
+        "bad_argument",
+        `Cannot generate: ${this.#length + feed.length} tokens, the context holds ${c.maxSeqLen}`,
+      );
+    }
+    check(
+      Number.isInteger(maxTokens) && maxTokens >= 0,
+      "bad_argument",
+      `maxTokens must be a whole number, got ${maxTokens}`,
+    );
+    const stops = new Set([...c.eosIds, c.bosId]);
+    let next = (await this.step(feed))[0].token;
+    const budget = Math.min(maxTokens, c.maxSeqLen - this.#length + 1);
+    for (let i = 0; i < budget; i++) {
+      if (stopAtEos && stops.has(next)) return;
+      yield next;
+      if (i + 1 === budget || this.#length >= c.maxSeqLen) {
+        this.#unfed = [next];
+        return;
+      }
+      next = (await this.step([next]))[0].token;
+    }
+  }
+
+  /** Closes the edge session. */
+  async close(): Promise<void> {
+    await this.#client.closeSession(this.#info.id);
+  }
+
+  /** Encodes rows [from, to) of the boundary history as a frame with the next sequence number. */
+  #frame(from: number, to: number, flags: number, tokens?: Uint32Array): Uint8Array {
+    const { dim } = this.config;
+    return encodeFrame({
+      dtype: this.wire,
+      topK: this.#o.topK,
+      flags,
+      split: this.split,
+      dim,
+      pos: from,
+      seq: this.#seq,
+      session: hexToBytes(this.#info.id.replaceAll("-", "")),
+      digest: hexToBytes(this.#digest),
+      modelId: this.#o.modelId,
+      tokens,
+      rows: this.#boundary.subarray(from * dim, to * dim),
+    });
+  }
+
+  /** Sends rows [from, to); on a lost session rebuilds it by replay; retries lost answers. */
+  async #send(from: number, to: number, flags: number, tokens?: Uint32Array): Promise<Reply> {
+    for (let recoveries = 0;; recoveries++) {
+      try {
+        return await this.#post(this.#frame(from, to, flags, tokens), to - from, flags, from);
+      } catch (e) {
+        if (
+          !(e instanceof TandemError && e.code === "session_not_found") ||
+          recoveries >= this.#o.maxRecoveries
+        ) throw e;
+        await this.#recover(from);
+      }
+    }
+  }
+
+  /** Opens a new edge session and replays boundary rows [0, upTo) into it. */
+  async #recover(upTo: number): Promise<void> {
+    this.#info = await this.#client.openSession({
+      model: this.#o.modelId,
+      split: this.split,
+      digest: this.#digest,
+      sampling: this.#o.sampling,
+    });
+    this.#seq = 0;
+    this.stats.recoveries++;
+    const max = this.#info.maxTokensPerFrame;
+    for (let p = 0; p < upTo; p += max) {
+      const q = Math.min(upTo, p + max);
+      await this.#post(this.#frame(p, q, FLAG_NO_REPLY | FLAG_REPLAY), q - p, FLAG_NO_REPLY, p);
+      this.stats.replayedRows += q - p;
+    }
+  }
+
+  /** One request (retried with the same sequence number when no answer came). */
+  async #post(frame: Uint8Array, n: number, flags: number, pos: number): Promise<Reply> {
+    for (let attempt = 0;; attempt++) {
+      const t0 = performance.now();
+      this.stats.roundTrips++;
+      this.stats.bytesSent += frame.byteLength;
+      try {
+        const reply = await this.#client.forward(this.#info.id, frame, () => {});
+        this.stats.waitMs += performance.now() - t0;
+        this.stats.bytesReceived += reply.bytes;
+        this.stats.edgeMs += reply.edgeMs;
+        const heads = flags & FLAG_NO_REPLY ? 0 : flags & FLAG_TOKENS ? n : 1;
+        this.stats.edgeFlops += (this.config.nLayers - this.split) * this.#layerSum(pos, n) +
+          heads * headFlops(this.config);
+        this.#seq++;
+        return reply;
+      } catch (e) {
+        if (!(e instanceof TandemError && e.code === "network") || attempt >= this.#o.retries) {
+          throw e;
+        }
+        await new Promise((r) => setTimeout(r, 20 * 2 ** attempt));
+      }
+    }
+  }
+
+  #layerSum(pos: number, n: number): number {
+    let f = 0;
+    for (let i = 0; i < n; i++) f += layerFlops(this.config, pos + i + 1);
+    return f;
+  }
+}
+
+/**
+ * Opens a split session with an edge: checks the device holds [0, K), computes the weights
+ * digest if needed, and opens the edge side (`model_mismatch` if the edge holds another model).
+ *
+ * @example
+ * ```ts
+ * import { createSession } from "./session.ts";
+ * import type { Engine } from "./engine.ts";
+ * declare const engine: Engine;
+ * const s = await createSession({ engine, modelId: "stories260K", modelDigest: "…", split: 3,
+ *   edge: "http://127.0.0.1:8787" });
+ * ```
+ */
+export async function createSession(options: SessionOptions): Promise<SplitSession> {
+  const engine = options.engine ?? (options.model ? new RefEngine(options.model) : undefined);
+  if (!engine) {
+    throw new TandemError("bad_argument", "Cannot create a session: pass an engine or a model");
+  }
+  const { parts, config } = engine;
+  const K = options.split;
+  check(
+    Number.isInteger(K) && K >= 1 && K < config.nLayers,
+    "bad_argument",
+    () => `Cannot create a session: split ${K} is not a layer 1..${config.nLayers - 1}`,
+  );
+  check(
+    parts.embed && parts.layers[0] === 0 && parts.layers[1] >= K,
+    "bad_argument",
+    () =>
+      `Cannot create a session split at ${K}: the device holds layers [${parts.layers}) ${
+        parts.embed ? "" : "and no embedding"
+      }`,
+  );
+  let digest = options.modelDigest;
+  if (!digest) {
+    if (!options.model) {
+      throw new TandemError(
+        "bad_argument",
+        "Cannot create a session: pass modelDigest with an engine",
+      );
+    }
+    digest = (await digestModel(options.model)).modelDigest;
+    if (!digest) {
+      throw new TandemError(
+        "bad_argument",
+        "Cannot create a session: a shard needs its modelDigest (from its manifest)",
+      );
+    }
+  }
+  const client = new EdgeClient(options.edge, { fetch: options.fetch, headers: options.headers });
+  const info = await client.openSession({
+    model: options.modelId,
+    split: K,
+    digest,
+    sampling: options.sampling,
+  });
+  return new SplitSession(options, engine, client, digest, info);
+}
