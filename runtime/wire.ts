@@ -118,7 +118,7 @@ function headerBytesFor(idLength: number): number {
  * console.log(bytes.byteLength); // 84 + 8
  * ```
  */
-export function encodeFrame(frame: Frame): Uint8Array {
+export function encodeFrame(frame: Frame): Uint8Array<ArrayBuffer> {
   const { dim, rows, modelId, session, digest, tokens } = frame;
   const flags = frame.flags ?? 0;
   const topK = frame.topK ?? 0;
