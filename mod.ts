@@ -34,16 +34,59 @@ export {
   validateModel,
 } from "./runtime/model.ts";
 export type { Engine, KVCache } from "./runtime/engine.ts";
-export { RefEngine } from "./runtime/forward.ts";
+export { RefCache, RefEngine } from "./runtime/forward.ts";
 export { generate, type GenerateOptions } from "./runtime/generate.ts";
 export { argmax, Rng, Sampler, type SamplerOptions } from "./runtime/sampling.ts";
 export { StreamDecoder, type Tokenizer } from "./runtime/tokenizer/tokenizer.ts";
 export { Llama2cTokenizer, parseLlama2cTokenizer } from "./runtime/tokenizer/llama2c.ts";
-export { HfTokenizer, parseHfTokenizer } from "./runtime/tokenizer/hf.ts";
+export { HfTokenizer, type HfTokenizerDefaults, parseHfTokenizer } from "./runtime/tokenizer/hf.ts";
 export { parseLlama2c, serializeLlama2c } from "./runtime/formats/llama2c.ts";
-export { parseSafetensors, serializeSafetensors } from "./runtime/formats/safetensors.ts";
-export { modelFromHf, modelToHf } from "./runtime/formats/hf.ts";
-export { type LoadedModel, loadHfFolder, loadLlama2cFrom } from "./runtime/load.ts";
-export { type FileSource, HttpSource, HubSource } from "./runtime/source.ts";
+export {
+  parseSafetensors,
+  type SafetensorsDtype,
+  type SafetensorsEntry,
+  type SafetensorsFile,
+  serializeSafetensors,
+} from "./runtime/formats/safetensors.ts";
+export { type HfWriteOptions, modelFromHf, modelToHf } from "./runtime/formats/hf.ts";
+export {
+  type LoadedModel,
+  loadHfFolder,
+  loadLlama2cFrom,
+  type SourceFile,
+  type SourceLoadOptions,
+} from "./runtime/load.ts";
+export {
+  type FileCache,
+  type FileSource,
+  HttpSource,
+  HubSource,
+  type HubSpec,
+  type ProgressFn,
+} from "./runtime/source.ts";
 export { digestModel, type ModelDigests } from "./runtime/digest.ts";
-export { cutModel, makeShard, type Shard, shardParts } from "./runtime/shard.ts";
+export {
+  cutModel,
+  makeShard,
+  type Shard,
+  shardParts,
+  type ShardRole,
+  verifyShard,
+} from "./runtime/shard.ts";
+export { isShardFile, parseShard, serializeShard } from "./runtime/shard_file.ts";
+export { type ManifestShard, type PackManifest, packModel } from "./runtime/pack.ts";
+export {
+  createSession,
+  type SessionOptions,
+  type SessionStats,
+  type SplitGenerateOptions,
+  SplitSession,
+} from "./runtime/session.ts";
+export {
+  EdgeClient,
+  type EdgeClientOptions,
+  type OpenSessionRequest,
+  type SessionInfo,
+} from "./runtime/edge_client.ts";
+export { WIRE_DTYPES, type WireDtype } from "./runtime/wire.ts";
+export type { Reply, ReplyDone, ReplyToken } from "./runtime/wire_reply.ts";

@@ -14,3 +14,4 @@
 
 export { loadModel, type LoadModelOptions } from "./load.ts";
 export { DirSource, DiskCache } from "./fs.ts";
+export type { FileCache } from "../runtime/source.ts";
