@@ -1,0 +1,144 @@
+//! SIMD building blocks shared by the kernels: multiply-add, horizontal sums, f32 dot
+//! products with tails, and a scalar `exp` accurate to f64 rounding (no libm in `no_std`).
+use core::arch::wasm32::*;
+
+/// a * b + c per lane: fused (relaxed) where the build allows it, else multiply then add.
+#[inline(always)]
+pub fn fmadd(a: v128, b: v128, c: v128) -> v128 {
+    #[cfg(target_feature = "relaxed-simd")]
+    {
+        f32x4_relaxed_madd(a, b, c)
+    }
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    {
+        f32x4_add(f32x4_mul(a, b), c)
+    }
+}
+
+/// Sum of the four lanes of an f32x4.
+#[inline(always)]
+pub fn hsum(v: v128) -> f32 {
+    (f32x4_extract_lane::<0>(v) + f32x4_extract_lane::<2>(v))
+        + (f32x4_extract_lane::<1>(v) + f32x4_extract_lane::<3>(v))
+}
+
+/// Loads 16 bytes (any alignment).
+#[inline(always)]
+pub unsafe fn load<T>(p: *const T) -> v128 {
+    v128_load(p as *const v128)
+}
+
+/// sum_i a[i] * b[i] for i < len. a, b: [len].
+#[inline(always)]
+pub unsafe fn dot_f32(a: *const f32, b: *const f32, len: usize) -> f32 {
+    let (mut s0, mut s1, mut s2, mut s3) = (f32x4_splat(0.0), f32x4_splat(0.0), f32x4_splat(0.0), f32x4_splat(0.0));
+    let mut i = 0;
+    while i + 16 <= len {
+        s0 = fmadd(load(a.add(i)), load(b.add(i)), s0);
+        s1 = fmadd(load(a.add(i + 4)), load(b.add(i + 4)), s1);
+        s2 = fmadd(load(a.add(i + 8)), load(b.add(i + 8)), s2);
+        s3 = fmadd(load(a.add(i + 12)), load(b.add(i + 12)), s3);
+        i += 16;
+    }
+    while i + 4 <= len {
+        s0 = fmadd(load(a.add(i)), load(b.add(i)), s0);
+        i += 4;
+    }
+    let mut s = hsum(f32x4_add(f32x4_add(s0, s1), f32x4_add(s2, s3)));
+    while i < len {
+        s += *a.add(i) * *b.add(i);
+        i += 1;
+    }
+    s
+}
+
+/// Four dot products of one weight row w with four activation rows x0..x3 (stride `stride`).
+#[inline(always)]
+pub unsafe fn dot4_f32(w: *const f32, x: *const f32, stride: usize, len: usize) -> [f32; 4] {
+    let (x0, x1, x2, x3) = (x, x.add(stride), x.add(2 * stride), x.add(3 * stride));
+    let (mut s0, mut s1, mut s2, mut s3) = (f32x4_splat(0.0), f32x4_splat(0.0), f32x4_splat(0.0), f32x4_splat(0.0));
+    let mut i = 0;
+    while i + 4 <= len {
+        let wv = load(w.add(i));
+        s0 = fmadd(wv, load(x0.add(i)), s0);
+        s1 = fmadd(wv, load(x1.add(i)), s1);
+        s2 = fmadd(wv, load(x2.add(i)), s2);
+        s3 = fmadd(wv, load(x3.add(i)), s3);
+        i += 4;
+    }
+    let mut s = [hsum(s0), hsum(s1), hsum(s2), hsum(s3)];
+    while i < len {
+        let wi = *w.add(i);
+        s[0] += wi * *x0.add(i);
+        s[1] += wi * *x1.add(i);
+        s[2] += wi * *x2.add(i);
+        s[3] += wi * *x3.add(i);
+        i += 1;
+    }
+    s
+}
+
+/// y[i] += a * x[i] for i < len.
+#[inline(always)]
+pub unsafe fn axpy(y: *mut f32, a: f32, x: *const f32, len: usize) {
+    let av = f32x4_splat(a);
+    let mut i = 0;
+    while i + 4 <= len {
+        v128_store(y.add(i) as *mut v128, fmadd(av, load(x.add(i)), load(y.add(i))));
+        i += 4;
+    }
+    while i < len {
+        *y.add(i) += a * *x.add(i);
+        i += 1;
+    }
+}
+
+/// e^x in f64 (error ~1e-15 relative): range reduction by ln 2, then a degree-12 Taylor series.
+#[inline(always)]
+pub fn exp(x: f64) -> f64 {
+    if x < -708.0 {
+        return 0.0;
+    }
+    if x > 709.0 {
+        return f64::INFINITY;
+    }
+    const LN2_HI: f64 = 6.93147180369123816490e-01;
+    const LN2_LO: f64 = 1.90821492927058770002e-10;
+    let k = ((x * core::f64::consts::LOG2_E) + if x >= 0.0 { 0.5 } else { -0.5 }) as i64 as f64;
+    let r = x - k * LN2_HI - k * LN2_LO; // |r| <= 0.35
+    // Horner over 1/j! for j = 12 .. 0: p = sum_(j<=12) r^j / j!
+    const C: [f64; 13] = [2.08767569878681e-09, 2.505210838544172e-08, 2.755731922398589e-07, 2.7557319223985893e-06, 2.48015873015873e-05, 0.0001984126984126984, 0.001388888888888889, 0.008333333333333333, 0.041666666666666664, 0.16666666666666666, 0.5, 1.0, 1.0];
+    let mut p = C[0];
+    let mut j = 1;
+    while j < 13 {
+        p = p * r + C[j];
+        j += 1;
+    }
+    p * f64::from_bits(((k as i64 + 1023) as u64) << 52)
+}
+
+/// Drives a matmul over rows [r0, r1) and n tokens: out[t, o] = f(o, t) + bias[o].
+/// Rows outermost, so a weight row stays in L1 while every token uses it.
+#[inline(always)]
+pub unsafe fn for_rows(
+    out: *mut f32,
+    n: usize,
+    dout: usize,
+    bias: *const f32,
+    r0: usize,
+    r1: usize,
+    mut f: impl FnMut(usize, usize) -> f32,
+) {
+    for o in r0..r1 {
+        let b = if bias.is_null() { 0.0 } else { *bias.add(o) };
+        for t in 0..n {
+            *out.add(t * dout + o) = f(o, t) + b;
+        }
+    }
+}
+
+/// Square root in f64 (through the SIMD instruction: the scalar one is unstable in core).
+#[inline(always)]
+pub fn sqrt(v: f64) -> f64 {
+    f64x2_extract_lane::<0>(f64x2_sqrt(f64x2_splat(v)))
+}

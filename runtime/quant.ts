@@ -1,0 +1,150 @@
+/**
+ * Weight quantization at load time: `q8_0` (int8) and `q4_0` (int4), blocks of 32 values
+ * with one scale each, as ggml defines them, stored as two flat arrays (structure of arrays)
+ * so the wasm kernels load quants with aligned 16-byte SIMD loads.
+ *
+ * A matrix of `rows × cols` is quantized row by row; each row holds nb = ceil(cols / 32)
+ * blocks, the last one zero-padded.
+ *
+ * | type   | qs per block                                  | d per block | bytes / 32 values |
+ * | ------ | --------------------------------------------- | ----------- | ----------------- |
+ * | `q8_0` | 32 × int8 q, value = d · q, q in [-127, 127]  | f32         | 36                |
+ * | `q4_0` | 16 × uint8: byte j = (q[j] + 8) \| (q[j+16] + 8) << 4, value = d · q, q in [-8, 7] | f32 | 20 |
+ *
+ * Differences from ggml's `block_q8_0`/`block_q4_0` (34 and 18 bytes): the scale is f32, not
+ * f16 (wasm has no f16 instructions), and scales and quants live in separate arrays. The
+ * rounding is ggml's: q8_0 rounds half away from zero; q4_0 takes d = max / -8 where max is
+ * the value of largest magnitude, and truncates x / d + 8.5.
+ *
+ * @example
+ * ```ts
+ * import { dequantize, quantize } from "./quant.ts";
+ * const w = new Float32Array(64).map((_, i) => Math.sin(i));
+ * const q = quantize("q8_0", w, 2, 32);
+ * console.log(dequantize(q)[5]); // ≈ Math.sin(5)
+ * ```
+ *
+ * @module
+ */
+
+import { check } from "./errors.ts";
+
+/** Values per q8_0 block. */
+export const QK8_0 = 32;
+/** Values per q4_0 block. */
+export const QK4_0 = 32;
+
+/** A quantized weight type. */
+export type QuantType = "q8_0" | "q4_0";
+
+/** A quantized matrix [rows, cols] (see the module doc for the layout). */
+export interface QuantTensor {
+  /** Block format. */
+  type: QuantType;
+  /** Rows (outputs). */
+  rows: number;
+  /** Columns (inputs), before padding. */
+  cols: number;
+  /** Quants: q8_0 int8 [rows, nb * 32]; q4_0 packed uint8 [rows, nb * 16]. */
+  qs: Int8Array | Uint8Array;
+  /** Scales: f32 [rows, nb]. */
+  d: Float32Array;
+}
+
+/** Blocks per row of `cols` values. */
+export function blocksPerRow(cols: number): number {
+  return Math.ceil(cols / 32);
+}
+
+/** Bytes of quants per block. */
+export function quantBytesPerBlock(type: QuantType): number {
+  return type === "q8_0" ? QK8_0 : QK4_0 / 2;
+}
+
+/** Checks that a tensor's arrays have exactly the sizes its type and shape need. */
+export function checkQuantTensor(t: QuantTensor, name = "tensor"): void {
+  const nb = blocksPerRow(t.cols);
+  const want = t.rows * nb * quantBytesPerBlock(t.type);
+  check(
+    t.qs.length === want && t.d.length === t.rows * nb,
+    "bad_model",
+    () =>
+      `Cannot use ${t.type} ${name} [${t.rows}, ${t.cols}]: it holds ${t.qs.length} quant bytes and ${t.d.length} scales, expected ${want} and ${
+        t.rows * nb
+      }`,
+  );
+}
+
+/** Quantizes w: f32 [rows, cols] to `type`. */
+export function quantize(type: QuantType, w: Float32Array, rows: number, cols: number): QuantTensor {
+  check(w.length === rows * cols, "bad_argument", () => `Cannot quantize: ${w.length} values are not [${rows}, ${cols}]`);
+  const nb = blocksPerRow(cols);
+  const d = new Float32Array(rows * nb);
+  const qs = type === "q8_0" ? new Int8Array(rows * nb * 32) : new Uint8Array(rows * nb * 16);
+  const block = new Float32Array(32);
+  for (let r = 0; r < rows; r++) {
+    for (let b = 0; b < nb; b++) {
+      block.fill(0);
+      const lo = r * cols + b * 32;
+      block.set(w.subarray(lo, Math.min(lo + 32, (r + 1) * cols)));
+      const k = r * nb + b;
+      d[k] = type === "q8_0" ? quantBlockQ8(qs as Int8Array, k * 32, block) : quantBlockQ4(qs as Uint8Array, k * 16, block);
+    }
+  }
+  return { type, rows, cols, qs, d };
+}
+
+/** Writes 32 int8 quants of `x` at qs[off..]; returns the scale. */
+function quantBlockQ8(qs: Int8Array, off: number, x: Float32Array): number {
+  let amax = 0;
+  for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[j]));
+  const d = Math.fround(amax / 127);
+  const id = d ? Math.fround(1 / d) : 0;
+  for (let j = 0; j < 32; j++) qs[off + j] = roundHalfAway(Math.fround(x[j] * id));
+  return d;
+}
+
+/** Writes 16 packed int4 pairs of `x` at qs[off..]; returns the scale. */
+function quantBlockQ4(qs: Uint8Array, off: number, x: Float32Array): number {
+  let amax = 0;
+  let max = 0;
+  for (let j = 0; j < 32; j++) {
+    if (Math.abs(x[j]) > amax) {
+      amax = Math.abs(x[j]);
+      max = x[j];
+    }
+  }
+  const d = Math.fround(max / -8);
+  const id = d ? Math.fround(1 / d) : 0;
+  const q = (v: number) => Math.min(15, Math.trunc(Math.fround(Math.fround(v * id) + 8.5)));
+  for (let j = 0; j < 16; j++) qs[off + j] = q(x[j]) | (q(x[j + 16]) << 4);
+  return d;
+}
+
+/** Rounds half away from zero, as C's roundf. */
+export function roundHalfAway(v: number): number {
+  return Math.sign(v) * Math.floor(Math.abs(v) + 0.5);
+}
+
+/** Dequantizes row `r` into out: [cols]. */
+export function dequantizeRow(t: QuantTensor, r: number, out: Float32Array): void {
+  const nb = blocksPerRow(t.cols);
+  for (let i = 0; i < t.cols; i++) {
+    const b = i >> 5;
+    const d = t.d[r * nb + b];
+    if (t.type === "q8_0") {
+      out[i] = d * t.qs[r * nb * 32 + i];
+    } else {
+      const j = i & 31;
+      const byte = t.qs[(r * nb + b) * 16 + (j & 15)];
+      out[i] = d * ((j < 16 ? byte & 15 : byte >> 4) - 8);
+    }
+  }
+}
+
+/** Dequantizes the whole matrix: f32 [rows, cols]. */
+export function dequantize(t: QuantTensor): Float32Array {
+  const out = new Float32Array(t.rows * t.cols);
+  for (let r = 0; r < t.rows; r++) dequantizeRow(t, r, out.subarray(r * t.cols, (r + 1) * t.cols));
+  return out;
+}
