@@ -1,0 +1,166 @@
+/**
+ * The latency and cost model, Neurosurgeon-style: per-layer FLOPs divided by measured
+ * throughputs, plus transfer and round-trip times, for every split point `0 ..= L`
+ * (0 = all-cloud, L = all-local).
+ *
+ * | route   | time to first token                                   | each later round trip               |
+ * | ------- | ----------------------------------------------------- | ----------------------------------- |
+ * | cloud   | up(ids) + rtt + edge(n·L layers + head)                | none: the edge streams every token  |
+ * | split K | device(n·K) + up(n rows) + rtt + edge(n·(L−K) + head)  | device + up + rtt + edge + down, for E tokens |
+ * | local   | device(n·L + head)                                    | none                                |
+ *
+ * Edge time is `flops / flopsPerSec / (1 − load) + queueMs`. With self-speculation a round
+ * trip answers `tokensPerRoundTrip` tokens at `rowsPerToken` edge rows each.
+ *
+ * @example
+ * ```ts
+ * import { predictAll } from "./cost_model.ts";
+ * import type { RouterInput } from "./types.ts";
+ * declare const input: RouterInput;
+ * for (const p of predictAll(input)) console.log(p.split, p.cloudShare, p.ttftMs);
+ * ```
+ *
+ * @module
+ */
+
+import type { ModelProfile, Prediction, RouterInput } from "./types.ts";
+
+/** FLOPs of `n` tokens at positions pos.. through `layers` layers (context grows per token). */
+function rowsFlops(m: ModelProfile, layers: number, pos: number, n: number): number {
+  if (layers === 0 || n === 0) return 0;
+  // Attention cost is linear in the context: the mean context gives the exact sum.
+  return layers * n * m.layerFlops(pos + (n + 1) / 2);
+}
+
+/** FLOPs of the whole model for a query (prefill + decode, head once per token): the cloud's. */
+function wholeFlops(m: ModelProfile, prompt: number, tokens: number): number {
+  return rowsFlops(m, m.nLayers, 0, prompt) + rowsFlops(m, m.nLayers, prompt, tokens - 1) +
+    tokens * m.headFlops;
+}
+
+/**
+ * Predicts one split point: 0 = all-cloud, 1..L-1 = split at K, L = all-local.
+ *
+ * @example
+ * ```ts
+ * import { predictSplit } from "./cost_model.ts";
+ * import type { RouterInput } from "./types.ts";
+ * declare const input: RouterInput;
+ * console.log(predictSplit(input, 0).ttftMs);
+ * ```
+ */
+export function predictSplit(input: RouterInput, split: number): Prediction {
+  const { model: m, query, device, network: net, edge, wire } = input;
+  const L = m.nLayers;
+  const n = Math.max(1, query.promptTokens);
+  const N = Math.max(1, query.maxTokens);
+  const devMs = (f: number) => 1000 * f / device.flopsPerSec;
+  const edgeMs = (f: number) => 1000 * f / edge.flopsPerSec / Math.max(1e-3, 1 - edge.load);
+  const upMs = (b: number) => 1000 * b / net.upBytesPerSec;
+  const downMs = (b: number) => 1000 * b / net.downBytesPerSec;
+  const whole = wholeFlops(m, n, N);
+  const done = (p: Omit<Prediction, "cloudShare" | "cost" | "tokensPerSec">): Prediction => ({
+    ...p,
+    cloudShare: p.edgeFlops / whole,
+    cost: p.edgeFlops * edge.pricePerFlop,
+    tokensPerSec: N > 1 ? 1000 * (N - 1) / Math.max(1e-9, p.totalMs - p.ttftMs) : Infinity,
+  });
+
+  if (split <= 0) {
+    const bytesUp = wire.requestBytes + 4 * n;
+    const bytesDown = wire.replyBytesPerToken * N;
+    const prefill = rowsFlops(m, L, 0, n) + m.headFlops;
+    const ttftMs = upMs(bytesUp) + net.rttMs + edge.queueMs + edgeMs(prefill) +
+      downMs(wire.replyBytesPerToken);
+    const perToken = Math.max(
+      edgeMs(m.layerFlops(n + N / 2) * L + m.headFlops),
+      downMs(wire.replyBytesPerToken),
+    );
+    return done({
+      split: 0,
+      deviceFlops: 0,
+      edgeFlops: whole,
+      bytesUp,
+      bytesDown,
+      roundTrips: 1,
+      ttftMs,
+      totalMs: ttftMs + (N - 1) * perToken,
+    });
+  }
+  if (split >= L) {
+    const ttftMs = devMs(rowsFlops(m, L, 0, n) + m.headFlops);
+    const perToken = devMs(m.layerFlops(n + N / 2) * L + m.headFlops);
+    return done({
+      split: L,
+      deviceFlops: whole,
+      edgeFlops: 0,
+      bytesUp: 0,
+      bytesDown: 0,
+      roundTrips: 0,
+      ttftMs,
+      totalMs: ttftMs + (N - 1) * perToken,
+    });
+  }
+  const K = split;
+  const spec = input.speculation?.[K] ?? { tokensPerRoundTrip: 1, rowsPerToken: 1 };
+  const E = Math.max(1, spec.tokensPerRoundTrip);
+  const rows = Math.max(1, spec.rowsPerToken);
+  const steps = Math.ceil((N - 1) / E);
+  const ctx = n + N / 2;
+  // Prefill: the prompt's rows go up in one frame; the edge answers the first token.
+  const prefillUp = wire.requestBytes + n * wire.bytesPerRow;
+  const ttftMs = devMs(rowsFlops(m, K, 0, n)) + upMs(prefillUp) + net.rttMs + edge.queueMs +
+    edgeMs(rowsFlops(m, L - K, 0, n) + m.headFlops) + downMs(wire.replyBytesPerToken);
+  // Each round trip: E tokens, E·rows rows through both halves (device drafts with its head).
+  const rtRows = E * rows;
+  const rtUp = wire.requestBytes + rtRows * wire.bytesPerRow;
+  const rtDown = wire.replyBytesPerToken * E;
+  const rtMs = devMs(rtRows * (K * m.layerFlops(ctx) + (E > 1 ? m.headFlops : 0))) +
+    upMs(rtUp) + net.rttMs + edge.queueMs +
+    edgeMs(rtRows * ((L - K) * m.layerFlops(ctx) + m.headFlops)) + downMs(rtDown);
+  const decodeRows = (N - 1) * rows;
+  return done({
+    split: K,
+    deviceFlops: rowsFlops(m, K, 0, n) + decodeRows * (K * m.layerFlops(ctx) +
+          (E > 1 ? m.headFlops : 0)),
+    edgeFlops: rowsFlops(m, L - K, 0, n) + m.headFlops +
+      decodeRows * ((L - K) * m.layerFlops(ctx) + m.headFlops),
+    bytesUp: prefillUp + steps * wire.requestBytes + decodeRows * wire.bytesPerRow,
+    bytesDown: wire.replyBytesPerToken * N,
+    roundTrips: 1 + steps,
+    ttftMs,
+    totalMs: ttftMs + steps * rtMs,
+  });
+}
+
+/**
+ * Predictions for every split point 0..L, in order.
+ *
+ * @example
+ * ```ts
+ * import { predictAll } from "./cost_model.ts";
+ * import type { RouterInput } from "./types.ts";
+ * declare const input: RouterInput;
+ * console.log(predictAll(input).length); // L + 1
+ * ```
+ */
+export function predictAll(input: RouterInput): Prediction[] {
+  return Array.from({ length: input.model.nLayers + 1 }, (_, k) => predictSplit(input, k));
+}
+
+/**
+ * The deepest split the device can run: the layers it holds, bounded by its free memory.
+ *
+ * @example
+ * ```ts
+ * import { maxDeviceLayers } from "./cost_model.ts";
+ * import type { RouterInput } from "./types.ts";
+ * declare const input: RouterInput;
+ * console.log(maxDeviceLayers(input));
+ * ```
+ */
+export function maxDeviceLayers(input: RouterInput): number {
+  const { model: m, device } = input;
+  const fit = Math.floor((device.freeBytes - m.baseBytes) / Math.max(1, m.layerBytes));
+  return Math.max(0, Math.min(m.nLayers, device.heldLayers ?? m.nLayers, fit));
+}

@@ -1,0 +1,200 @@
+/**
+ * Routing policies. {@linkcode DefaultPolicy} picks the cheapest route (fewest edge FLOPs ×
+ * price) among those that are not noticeably slower than all-cloud; {@linkcode FixedPolicy}
+ * always answers the same route (the bench's baselines).
+ *
+ * Default thresholds ({@linkcode DEFAULT_THRESHOLDS}) — see bench/README.md, "router", for the
+ * calibration run that chose the confidence thresholds:
+ *
+ * | threshold        | default | meaning                                                        |
+ * | ---------------- | ------- | -------------------------------------------------------------- |
+ * | `ttftRatio`      | 1.0     | time to first token at most this × all-cloud's …               |
+ * | `ttftSlackMs`    | 15      | … plus this (below one frame at 60 Hz: not noticeable)          |
+ * | `minTokensPerSec`| 12      | decoding at least this fast (reading speed is ~5 tokens/s)      |
+ * | `draftTop1`      | 0.4     | keep drafting while the early-exit top-1 probability ≥ this     |
+ * | `maxDraft`       | 6       | most drafts per round trip                                     |
+ * | `localTop1`      | 1.01    | emit an early-exit token unverified when top-1 ≥ this (off: on stories260K no threshold keeps 99% agreement) |
+ *
+ * @example
+ * ```ts
+ * import { DefaultPolicy } from "./policy.ts";
+ * import type { RouterInput } from "./types.ts";
+ * declare const input: RouterInput;
+ * const d = new DefaultPolicy().decide(input);
+ * console.log(d.route, d.split, d.reason);
+ * ```
+ *
+ * @module
+ */
+
+import { maxDeviceLayers, predictAll } from "./cost_model.ts";
+import type {
+  Confidence,
+  Decision,
+  Policy,
+  Prediction,
+  Route,
+  RouterInput,
+  StepAction,
+} from "./types.ts";
+
+/** Thresholds of {@linkcode DefaultPolicy}. */
+export interface Thresholds {
+  /** TTFT may be at most this multiple of all-cloud's … */
+  ttftRatio: number;
+  /** … plus this many ms. */
+  ttftSlackMs: number;
+  /** Decoding must reach this many tokens per second. */
+  minTokensPerSec: number;
+  /** Keep drafting while the early-exit top-1 probability is at least this. */
+  draftTop1: number;
+  /** Most drafts per round trip. */
+  maxDraft: number;
+  /** Emit an early-exit token without the edge when its top-1 probability is at least this. */
+  localTop1: number;
+}
+
+/** The calibrated defaults (see the module doc and bench/README.md). */
+export const DEFAULT_THRESHOLDS: Thresholds = {
+  ttftRatio: 1.0,
+  ttftSlackMs: 15,
+  minTokensPerSec: 12,
+  draftTop1: 0.4,
+  maxDraft: 6,
+  localTop1: 1.01,
+};
+
+const pct = (x: number) => `${Math.round(100 * x)}%`;
+const ms = (x: number) => `${x < 10 ? x.toFixed(1) : Math.round(x)} ms`;
+
+function routeOf(split: number, L: number): Route {
+  return split <= 0 ? "cloud" : split >= L ? "local" : "split";
+}
+
+function describe(p: Prediction, base: Prediction, L: number): string {
+  const where = p.split <= 0 ? "cloud" : p.split >= L ? "local" : `split at ${p.split}`;
+  const rate = Number.isFinite(p.tokensPerSec) ? `${p.tokensPerSec.toFixed(0)} tok/s` : "1 token";
+  return `${where}: ${pct(1 - p.cloudShare)} less cloud compute, TTFT ${ms(p.ttftMs)} vs ${
+    ms(base.ttftMs)
+  } all-cloud, ${rate}`;
+}
+
+/** Cheapest route not noticeably slower than all-cloud. */
+export class DefaultPolicy implements Policy {
+  /** Policy name. */
+  readonly name: string = "default";
+  /** Thresholds in force. */
+  readonly thresholds: Thresholds;
+
+  /** Uses the defaults, overridden by `thresholds`. */
+  constructor(thresholds: Partial<Thresholds> = {}) {
+    this.thresholds = { ...DEFAULT_THRESHOLDS, ...thresholds };
+  }
+
+  /** Per query: the cheapest feasible route within the latency limits. */
+  decide(input: RouterInput): Decision {
+    const t = this.thresholds;
+    const L = input.model.nLayers;
+    const all = predictAll(input);
+    const base = all[0];
+    const deepest = maxDeviceLayers(input);
+    const ttftLimit = base.ttftMs * t.ttftRatio + t.ttftSlackMs;
+    const rejected: string[] = [];
+    const ok: Prediction[] = [];
+    for (const p of all.slice(1, deepest + 1)) {
+      if (!input.edge.available && p.split < L) continue;
+      if (p.ttftMs > ttftLimit) {
+        rejected.push(`K=${p.split} TTFT ${ms(p.ttftMs)} > ${ms(ttftLimit)}`);
+      } else if (p.tokensPerSec < t.minTokensPerSec) {
+        rejected.push(`K=${p.split} ${p.tokensPerSec.toFixed(1)} tok/s < ${t.minTokensPerSec}`);
+      } else ok.push(p);
+    }
+    const drafts = (k: number) => (routeOf(k, L) === "split" ? t.maxDraft : 0);
+    if (ok.length > 0) {
+      ok.sort((a, b) => a.cost - b.cost || a.totalMs - b.totalMs || b.split - a.split);
+      const p = ok[0];
+      return this.#decision(p, base, L, drafts(p.split), describe(p, base, L));
+    }
+    if (input.edge.available) {
+      const why = deepest === 0
+        ? "the device holds no layer"
+        : `no split is fast enough (${rejected.slice(-2).join("; ")})`;
+      return this.#decision(base, base, L, 0, `cloud: ${why}`);
+    }
+    // No edge: the deepest the device can go, answered by its early-exit head if not whole.
+    const p = all[Math.max(1, deepest)];
+    return this.#decision(
+      { ...p, split: L, edgeFlops: 0, cloudShare: 0, cost: 0 },
+      base,
+      L,
+      0,
+      `local: the edge is unavailable; ${
+        deepest < L ? `early exit after layer ${deepest}` : "whole model"
+      }`,
+    );
+  }
+
+  /** Per step: local when very confident, draft while confident, else send. */
+  step(c: Confidence, drafted: number): StepAction {
+    const t = this.thresholds;
+    if (drafted === 0 && c.top1 >= t.localTop1) return "local";
+    return drafted < t.maxDraft && c.top1 >= t.draftTop1 ? "draft" : "send";
+  }
+
+  #decision(
+    p: Prediction,
+    base: Prediction,
+    L: number,
+    maxDraft: number,
+    reason: string,
+  ): Decision {
+    return {
+      route: routeOf(p.split, L),
+      split: p.split,
+      maxDraft,
+      reason,
+      policy: this.name,
+      predicted: p,
+      baseline: base,
+    };
+  }
+}
+
+/** Always the same route: all-cloud (split 0), a fixed split K, or all-local (split L). */
+export class FixedPolicy implements Policy {
+  /** Policy name, e.g. "fixed-3". */
+  readonly name: string;
+  /** The split always chosen. */
+  readonly split: number;
+  /** Drafts per round trip in split mode. */
+  readonly maxDraft: number;
+
+  /** A policy that always answers `split` (0 = cloud), drafting up to `maxDraft`. */
+  constructor(split: number, maxDraft = 0) {
+    this.split = split;
+    this.maxDraft = maxDraft;
+    this.name = split === 0 ? "cloud" : `fixed-${split}`;
+  }
+
+  /** The fixed route, with its prediction. */
+  decide(input: RouterInput): Decision {
+    const L = input.model.nLayers;
+    const all = predictAll(input);
+    const p = all[Math.min(L, Math.max(0, this.split))];
+    const route = routeOf(p.split, L);
+    return {
+      route,
+      split: p.split,
+      maxDraft: route === "split" ? this.maxDraft : 0,
+      reason: `${this.name} (fixed): ${describe(p, all[0], L)}`,
+      policy: this.name,
+      predicted: p,
+      baseline: all[0],
+    };
+  }
+
+  /** Drafts only while confident (top-1 ≥ 0.4) and under `maxDraft`; never local. */
+  step(c: Confidence, drafted: number): StepAction {
+    return drafted < this.maxDraft && c.top1 >= DEFAULT_THRESHOLDS.draftTop1 ? "draft" : "send";
+  }
+}

@@ -1,0 +1,188 @@
+// The router contract: decisions on clear-cut inputs, estimator convergence, accounting and
+// the Prometheus format. Pure: no network, no engine.
+import assert from "node:assert/strict";
+import {
+  confidenceOf,
+  DefaultPolicy,
+  FixedPolicy,
+  maxDeviceLayers,
+  MetricRegistry,
+  MetricsRecorder,
+  NetworkEstimator,
+  parsePrometheus,
+  predictAll,
+  type RouterInput,
+} from "../runtime/router/mod.ts";
+import { modelProfile } from "../runtime/cost.ts";
+import type { ModelConfig } from "../runtime/model.ts";
+
+// A Llama-7B-shaped model: compute matters, the boundary row is 4096 values.
+const BIG: ModelConfig = {
+  dim: 4096,
+  hiddenDim: 11008,
+  nLayers: 32,
+  nHeads: 32,
+  nKvHeads: 32,
+  headDim: 128,
+  vocabSize: 32000,
+  maxSeqLen: 4096,
+  normEps: 1e-5,
+  ropeTheta: 10000,
+  tiedEmbeddings: false,
+  qkvBias: false,
+  bosId: 1,
+  eosIds: [2],
+};
+const model = modelProfile(BIG, 0.5625); // q4_0 weights on the device
+
+function input(over: Partial<RouterInput>): RouterInput {
+  return {
+    model,
+    query: { promptTokens: 64, maxTokens: 128 },
+    device: { flopsPerSec: 2e11, freeBytes: 8e9, threads: 4 },
+    network: { rttMs: 40, rttVarMs: 5, upBytesPerSec: 2e6, downBytesPerSec: 5e6 },
+    edge: { available: true, flopsPerSec: 5e13, load: 0.2, queueMs: 0, pricePerFlop: 1e-15 },
+    wire: { bytesPerRow: BIG.dim + 4, requestBytes: 400, replyBytesPerToken: 40 },
+    ...over,
+  };
+}
+
+Deno.test("cost model: split 0 puts every FLOP on the edge, split L none, monotone between", () => {
+  const all = predictAll(input({}));
+  assert.equal(all.length, BIG.nLayers + 1);
+  assert.equal(all[0].cloudShare, 1);
+  assert.equal(all[BIG.nLayers].edgeFlops, 0);
+  for (let k = 1; k <= BIG.nLayers; k++) assert.ok(all[k].edgeFlops < all[k - 1].edgeFlops);
+  for (const p of all) {
+    assert.ok(Math.abs(p.deviceFlops + p.edgeFlops - all[0].edgeFlops) / all[0].edgeFlops < 1e-9);
+  }
+});
+
+Deno.test("fast device + bad network: stays on the device", () => {
+  const d = new DefaultPolicy().decide(input({
+    device: { flopsPerSec: 5e12, freeBytes: 16e9, threads: 8 },
+    network: { rttMs: 400, rttVarMs: 100, upBytesPerSec: 5e4, downBytesPerSec: 2e5 },
+  }));
+  assert.equal(d.route, "local");
+  assert.equal(d.split, BIG.nLayers);
+  assert.equal(d.predicted.edgeFlops, 0);
+  assert.match(d.reason, /^local: 100% less cloud compute/);
+});
+
+Deno.test("slow device + LAN: all-cloud, with the reason naming the rejected splits", () => {
+  const d = new DefaultPolicy().decide(input({
+    device: { flopsPerSec: 5e9, freeBytes: 8e9, threads: 1 },
+    network: { rttMs: 1, rttVarMs: 0.2, upBytesPerSec: 1e8, downBytesPerSec: 1e8 },
+  }));
+  assert.equal(d.route, "cloud");
+  assert.equal(d.split, 0);
+  assert.match(d.reason, /no split is fast enough/);
+});
+
+Deno.test("a device that holds part of the model splits as deep as it can while fast enough", () => {
+  const d = new DefaultPolicy().decide(input({
+    query: { promptTokens: 16, maxTokens: 128 },
+    device: { flopsPerSec: 2e13, freeBytes: 8e9, threads: 8, heldLayers: 20 },
+    network: { rttMs: 20, rttVarMs: 2, upBytesPerSec: 1e7, downBytesPerSec: 1e7 },
+    speculation: Array(33).fill({ tokensPerRoundTrip: 3, rowsPerToken: 1.2 }),
+  }));
+  assert.equal(d.route, "split");
+  assert.equal(d.split, 20);
+  assert.match(d.reason, /^split at 20: 54% less cloud compute/);
+  assert.ok(d.maxDraft > 0);
+  assert.ok(d.predicted.cloudShare < 1);
+  assert.ok(d.predicted.ttftMs <= d.baseline.ttftMs + 15);
+});
+
+Deno.test("memory bounds the split; no edge means local early exit", () => {
+  const inp = input({
+    device: { flopsPerSec: 1e12, freeBytes: model.baseBytes + 3.5 * model.layerBytes, threads: 4 },
+  });
+  assert.equal(maxDeviceLayers(inp), 3);
+  const d = new DefaultPolicy().decide({ ...inp, edge: { ...inp.edge, available: false } });
+  assert.equal(d.route, "local");
+  assert.match(d.reason, /early exit after layer 3/);
+});
+
+Deno.test("fixed policies answer their route; step policy drafts while confident", () => {
+  assert.equal(new FixedPolicy(0).decide(input({})).route, "cloud");
+  const f = new FixedPolicy(4, 3).decide(input({}));
+  assert.deepEqual([f.route, f.split, f.maxDraft], ["split", 4, 3]);
+  const p = new DefaultPolicy({ draftTop1: 0.5, maxDraft: 2, localTop1: 0.95 });
+  const c = (top1: number) => ({ token: 1, top1, margin: 0, entropy: 0 });
+  assert.equal(p.step(c(0.97), 0), "local");
+  assert.equal(p.step(c(0.97), 1), "draft");
+  assert.equal(p.step(c(0.6), 2), "send");
+  assert.equal(p.step(c(0.3), 0), "send");
+});
+
+Deno.test("confidence: top-1, margin and entropy of a softmax", () => {
+  const c = confidenceOf(new Float32Array([Math.log(0.5), Math.log(0.3), Math.log(0.2)]));
+  assert.equal(c.token, 0);
+  assert.ok(Math.abs(c.top1 - 0.5) < 1e-6);
+  assert.ok(Math.abs(c.margin - 0.2) < 1e-6);
+  const h = -(0.5 * Math.log(0.5) + 0.3 * Math.log(0.3) + 0.2 * Math.log(0.2));
+  assert.ok(Math.abs(c.entropy - h) < 1e-6);
+});
+
+Deno.test("network estimator converges to the true RTT and bandwidth", () => {
+  const net = new NetworkEstimator({
+    prior: { rttMs: 300, upBytesPerSec: 1e5, downBytesPerSec: 1e5 },
+  });
+  const rtt = 60;
+  const up = 2e6;
+  let seed = 7;
+  const jitter = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5) * 10;
+  for (let i = 0; i < 200; i++) {
+    const big = i % 4 === 0;
+    const bytesUp = big ? 200_000 : 300;
+    net.observe({
+      wallMs: rtt + 1000 * bytesUp / up + jitter() + 2,
+      bytesUp,
+      bytesDown: 100,
+      serverMs: 2,
+    });
+  }
+  const s = net.state;
+  assert.ok(Math.abs(s.rttMs - rtt) < 5, `rtt ${s.rttMs}`);
+  assert.ok(s.rttVarMs < 5, `rttvar ${s.rttVarMs}`);
+  assert.ok(Math.abs(s.upBytesPerSec - up) / up < 0.15, `up ${s.upBytesPerSec}`);
+  assert.ok(Math.abs(net.predictMs(1000, 100) - (rtt + 0.5)) < 6);
+});
+
+Deno.test("accounting: totals, TTFT and tokens per round trip", () => {
+  let t = 0;
+  const rec = new MetricsRecorder({ route: "split", split: 3, promptTokens: 4 }, () => t);
+  t = 10;
+  rec.roundTrip({ bytesUp: 500, bytesDown: 60, rows: 4, answered: 1 });
+  rec.flops(300, 200);
+  rec.tokens(1);
+  t = 30;
+  rec.roundTrip({ bytesUp: 300, bytesDown: 120, rows: 3, drafted: 2, accepted: 2, answered: 3 });
+  rec.tokens(3);
+  const m = rec.finish();
+  assert.equal(m.ttftMs, 10);
+  assert.equal(m.totalMs, 30);
+  assert.equal(m.tokens, 4);
+  assert.equal(m.bytesUp, 800);
+  assert.equal(m.roundTrips, 2);
+  assert.equal(m.tokensPerRoundTrip, 3);
+  assert.equal(m.edgeShare, 0.4);
+  assert.equal(m.tokensPerSec, 150);
+});
+
+Deno.test("Prometheus text: formats, escapes and parses back", () => {
+  const reg = new MetricRegistry();
+  reg.counter("tandem_edge_flops_total", "FLOPs run by the edge.").inc({ model: "m" }, 1.5e9);
+  reg.counter("tandem_edge_frames_total", "Frames.").inc({ kind: 'dr"aft' });
+  reg.gauge("tandem_edge_sessions", "Sessions held.").set({}, 3);
+  const text = reg.format();
+  assert.match(text, /# TYPE tandem_edge_flops_total counter\n/);
+  const samples = parsePrometheus(text);
+  assert.deepEqual(samples, [
+    { name: "tandem_edge_flops_total", labels: { model: "m" }, value: 1.5e9 },
+    { name: "tandem_edge_frames_total", labels: { kind: 'dr"aft' }, value: 1 },
+    { name: "tandem_edge_sessions", labels: {}, value: 3 },
+  ]);
+  assert.throws(() => parsePrometheus("bad line here\n"), SyntaxError);
+});
