@@ -12,6 +12,9 @@
  * | `POST /v1/chat/completions`    | OpenAI chat request      | OpenAI chat completion (SSE when `stream`) |
  *
  * Every failure is a JSON `{ error: { code, message } }` with the status of `http_errors.ts`.
+ * With `apiKeys`, every route but `/healthz` needs `Authorization: Bearer <key>` (`auth.ts`),
+ * a session answers only the key that opened it, and each key has a request rate
+ * (`rate_limit.ts`) and a session quota; docs/edge-security.md has the threat model.
  * The app touches no host API: serve it with `hosts/deno.ts`, `hosts/node.ts` or
  * `hosts/workerd.ts`, or call `app.request()` in tests.
  *
@@ -32,6 +35,8 @@ import { Hono } from "hono";
 import { TandemError } from "../runtime/errors.ts";
 import { decodeFrame, WIRE_MAJOR, WIRE_MINOR } from "../runtime/wire.ts";
 import { errorResponse } from "./http_errors.ts";
+import { createKeyring } from "./auth.ts";
+import { RateLimiter } from "./rate_limit.ts";
 import { readBytes, readJson } from "./body.ts";
 import {
   type EdgeModel,
@@ -59,6 +64,12 @@ export interface EdgeLimits {
   maxTokensPerFrame: number;
   /** Most tokens one chat completion may produce. Default 1024. */
   maxChatTokens: number;
+  /** Most sessions one API key may hold. Default 64 (unlimited on an open edge). */
+  maxSessionsPerKey: number;
+  /** Sustained requests per second per key (0 = unlimited). Default 100 (0 on an open edge). */
+  ratePerSecond: number;
+  /** Requests a key may make at once after being idle. Default 200. */
+  rateBurst: number;
 }
 
 /** Options of {@linkcode createEdgeApp}. */
@@ -73,6 +84,11 @@ export interface EdgeOptions {
   now?: () => number;
   /** Where unexpected errors are reported (default console.error); never sent to clients. */
   log?: (e: unknown) => void;
+  /**
+   * Bearer API keys (≥ 16 characters each) accepted on every route but `/healthz`. None
+   * (the default) = an open edge, for loopback development. Hosts read `TANDEM_API_KEYS`.
+   */
+  apiKeys?: readonly string[];
 }
 
 /** A ready edge. */
@@ -87,6 +103,10 @@ export interface EdgeApp {
   models: Map<string, EdgeModel>;
   /** The limits in force. */
   limits: EdgeLimits;
+  /** True when no API keys are configured: anyone who reaches the edge may use it. */
+  open: boolean;
+  /** The per-key rate limiter (for metrics and tests). */
+  rateLimiter: RateLimiter;
   /** Frees the engines. */
   dispose(): void;
 }
@@ -98,6 +118,9 @@ const DEFAULT_LIMITS: EdgeLimits = {
   maxBodyBytes: 16 * 2 ** 20,
   maxTokensPerFrame: 512,
   maxChatTokens: 1024,
+  maxSessionsPerKey: 64,
+  ratePerSecond: 100,
+  rateBurst: 200,
 };
 
 interface OpenRequest {
@@ -135,13 +158,23 @@ function checkOpen(v: unknown): OpenRequest {
  * ```
  */
 export async function createEdgeApp(options: EdgeOptions): Promise<EdgeApp> {
-  const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const keyed = (options.apiKeys ?? []).length > 0;
+  // An open edge has one anonymous user: per-key limits would throttle everyone together.
+  const openDefaults = keyed ? {} : { ratePerSecond: 0, maxSessionsPerKey: Infinity };
+  const limits = { ...DEFAULT_LIMITS, ...openDefaults, ...options.limits };
   const log = options.log ?? ((e: unknown) => console.error("edge: unexpected error:", e));
   const models = await prepareModels(options.models, options.engine);
   const sessions = new SessionStore<EdgeSession>(
     { maxSessions: limits.maxSessions, budgetBytes: limits.kvBudgetBytes, ttlMs: limits.ttlMs },
     options.now,
   );
+  const keyring = await createKeyring(options.apiKeys ?? []);
+  const rateLimiter = new RateLimiter(
+    { perSecond: limits.ratePerSecond, burst: limits.rateBurst },
+    options.now,
+  );
+  const principals = new WeakMap<Request, string>();
+  const principal = (request: Request): string => principals.get(request) ?? "";
   const app = new Hono();
   app.onError((e) => errorResponse(e, log));
   app.notFound((c) =>
@@ -149,6 +182,21 @@ export async function createEdgeApp(options: EdgeOptions): Promise<EdgeApp> {
       new TandemError("not_found", `No route ${c.req.method} ${new URL(c.req.url).pathname}`),
     )
   );
+
+  // Authentication, then the key's rate, before any body is read.
+  app.use("*", async (c, next) => {
+    if (c.req.path === "/healthz") return await next();
+    try {
+      const who = await keyring.identify(c.req.header("authorization"));
+      rateLimiter.take(who);
+      principals.set(c.req.raw, who);
+    } catch (e) {
+      const res = errorResponse(e, log);
+      if (res.status === 401) res.headers.set("www-authenticate", 'Bearer realm="tandem"');
+      return res;
+    }
+    await next();
+  });
 
   app.get(
     "/healthz",
@@ -192,7 +240,16 @@ export async function createEdgeApp(options: EdgeOptions): Promise<EdgeApp> {
     }
     const problem = splitProblem(m, req.split);
     if (problem) throw new TandemError("bad_request", `Cannot open session: ${problem}`);
-    const id = sessions.add(newEdgeSession(m, req.split, req.sampling ?? {}));
+    const owner = principal(c.req.raw);
+    if (sessions.countOwned(owner) >= limits.maxSessionsPerKey) {
+      throw new TandemError(
+        "rate_limited",
+        `Cannot open session: this key holds ${limits.maxSessionsPerKey} sessions, the most allowed; close one (DELETE) or let one expire (${
+          Math.round(limits.ttlMs / 1000)
+        } s idle)`,
+      );
+    }
+    const id = sessions.add(newEdgeSession(m, req.split, req.sampling ?? {}), owner);
     return c.json({
       id,
       model: m.id,
@@ -209,7 +266,7 @@ export async function createEdgeApp(options: EdgeOptions): Promise<EdgeApp> {
     const idBytes = uuidBytes(id);
     const bytes = await readBytes(c.req.raw, limits.maxBodyBytes);
     const frame = decodeFrame(bytes, { maxTokens: limits.maxTokensPerFrame, maxDim: 1 << 16 });
-    const session = sessions.get(id);
+    const session = sessions.get(id, principal(c.req.raw));
     const body = runFrame(session, frame, idBytes);
     sessions.charge(id);
     return new Response(body, { headers: { "content-type": "application/x-ndjson" } });
@@ -217,7 +274,8 @@ export async function createEdgeApp(options: EdgeOptions): Promise<EdgeApp> {
 
   app.delete("/v1/sessions/:id", (c) => {
     const id = c.req.param("id");
-    if (!sessions.delete(id)) sessions.get(id); // throws session_not_found
+    const owner = principal(c.req.raw);
+    if (!sessions.delete(id, owner)) sessions.get(id, owner); // throws session_not_found
     return c.body(null, 204);
   });
 
@@ -229,6 +287,8 @@ export async function createEdgeApp(options: EdgeOptions): Promise<EdgeApp> {
     sessions,
     models,
     limits,
+    open: keyring.open,
+    rateLimiter,
     dispose: () => {
       sessions.clear();
       for (const m of models.values()) m.engine.dispose();

@@ -36,6 +36,7 @@ interface Entry<T> {
   value: T;
   lastUsed: number;
   bytes: number;
+  owner: string;
 }
 
 /** Sessions by id, in least-recently-used order. */
@@ -48,6 +49,7 @@ export class SessionStore<T extends { bytes: number }> {
   expirations = 0;
   readonly #entries = new Map<string, Entry<T>>();
   readonly #now: () => number;
+  readonly #owned = new Map<string, number>();
   #total = 0;
 
   /** Creates an empty table; `now` (default `Date.now`) is the clock for TTLs. */
@@ -67,21 +69,34 @@ export class SessionStore<T extends { bytes: number }> {
     return this.#total;
   }
 
-  /** Adds a session under a fresh UUID (evicting the least recently used when full). */
-  add(value: T): string {
+  /**
+   * Adds a session under a fresh UUID (evicting the least recently used when full), owned by
+   * `owner` (the principal that opened it; "" when unowned).
+   */
+  add(value: T, owner = ""): string {
     this.sweep();
     while (this.#entries.size >= this.limits.maxSessions) this.#evictOldest();
     const id = crypto.randomUUID();
-    this.#entries.set(id, { value, lastUsed: this.#now(), bytes: 0 });
+    this.#entries.set(id, { value, lastUsed: this.#now(), bytes: 0, owner });
+    this.#owned.set(owner, (this.#owned.get(owner) ?? 0) + 1);
     this.charge(id);
     return id;
   }
 
-  /** The session with this id, marked as just used. Throws `session_not_found`. */
-  get(id: string): T {
+  /** Number of sessions held for `owner`. */
+  countOwned(owner: string): number {
+    this.sweep();
+    return this.#owned.get(owner) ?? 0;
+  }
+
+  /**
+   * The session with this id, marked as just used. Throws `session_not_found` when it is not
+   * held — or, when `owner` is given, is held for another owner (indistinguishable answers).
+   */
+  get(id: string, owner?: string): T {
     this.sweep();
     const e = this.#entries.get(id);
-    if (!e) {
+    if (!e || (owner !== undefined && e.owner !== owner)) {
       throw new TandemError(
         "session_not_found",
         `Cannot use session ${
@@ -124,18 +139,22 @@ export class SessionStore<T extends { bytes: number }> {
     }
   }
 
-  /** Drops a session; returns whether it was held. */
-  delete(id: string): boolean {
+  /** Drops a session (only if held for `owner`, when given); returns whether it was. */
+  delete(id: string, owner?: string): boolean {
     const e = this.#entries.get(id);
-    if (!e) return false;
+    if (!e || (owner !== undefined && e.owner !== owner)) return false;
     this.#total -= e.bytes;
     this.#entries.delete(id);
+    const owned = (this.#owned.get(e.owner) ?? 1) - 1;
+    if (owned > 0) this.#owned.set(e.owner, owned);
+    else this.#owned.delete(e.owner);
     return true;
   }
 
   /** Drops every session (an edge restart, as far as sessions go). */
   clear(): void {
     this.#entries.clear();
+    this.#owned.clear();
     this.#total = 0;
   }
 

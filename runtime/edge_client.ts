@@ -55,8 +55,15 @@ export interface SessionInfo {
 export interface EdgeClientOptions {
   /** The fetch to use (default: the global one). */
   fetch?: typeof fetch;
-  /** Extra headers on every request (e.g. Authorization). */
+  /** Extra headers on every request. */
   headers?: Record<string, string>;
+  /** The edge's API key, sent as `Authorization: Bearer <key>` (never put in messages). */
+  apiKey?: string;
+  /**
+   * Milliseconds one request may take, answer included, before it fails as `network`
+   * (default 30000; 0 = no limit).
+   */
+  timeoutMs?: number;
 }
 
 /** Talks to one edge. */
@@ -65,29 +72,48 @@ export class EdgeClient {
   readonly base: string;
   readonly #fetch: typeof fetch;
   readonly #headers: Record<string, string>;
+  readonly #timeoutMs: number;
 
   /** Creates a client for the edge at `base` (e.g. "http://127.0.0.1:8787"). */
   constructor(base: string | URL, options: EdgeClientOptions = {}) {
     this.base = String(base).replace(/\/+$/, "");
     this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
-    this.#headers = options.headers ?? {};
+    this.#headers = { ...options.headers };
+    if (options.apiKey) this.#headers.authorization = `Bearer ${options.apiKey}`;
+    this.#timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  /** Runs `use` with a signal that aborts after the timeout (none when it is 0). */
+  async #timed<T>(use: (signal?: AbortSignal) => Promise<T>): Promise<T> {
+    if (!this.#timeoutMs) return await use();
+    const ac = new AbortController();
+    const timer = setTimeout(
+      () => ac.abort(new Error(`no answer within ${this.#timeoutMs} ms`)),
+      this.#timeoutMs,
+    );
+    try {
+      return await use(ac.signal);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async #request(path: string, init: RequestInit): Promise<Response> {
     let res: Response;
+    let text: string;
     try {
       res = await this.#fetch(this.base + path, {
         ...init,
         headers: { ...this.#headers, ...(init.headers as Record<string, string>) },
       });
+      if (res.ok) return res;
+      text = await res.text();
     } catch (e) {
       throw new TandemError(
         "network",
-        `Cannot reach the edge at ${this.base}: ${(e as Error).message}`,
+        `Cannot reach the edge at ${this.base}: ${(e as Error)?.message ?? e}`,
       );
     }
-    if (res.ok) return res;
-    const text = await res.text();
     let body: { error?: { code?: string; message?: string } } = {};
     try {
       body = JSON.parse(text);
@@ -96,9 +122,7 @@ export class EdgeClient {
     throw new TandemError(
       code,
       body.error?.message ?? `The edge answered ${res.status}: ${text.slice(0, 200)}`,
-      {
-        status: res.status,
-      },
+      { status: res.status, ...retryAfter(res.headers.get("retry-after")) },
     );
   }
 
@@ -113,12 +137,19 @@ export class EdgeClient {
    * ```
    */
   async openSession(req: OpenSessionRequest): Promise<SessionInfo> {
-    const res = await this.#request("/v1/sessions", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(req),
+    return await this.#timed(async (signal) => {
+      const res = await this.#request("/v1/sessions", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(req),
+        signal,
+      });
+      try {
+        return await res.json() as SessionInfo;
+      } catch (e) {
+        throw new TandemError("network", `Lost the edge's answer: ${(e as Error)?.message ?? e}`);
+      }
     });
-    return await res.json() as SessionInfo;
   }
 
   /**
@@ -132,18 +163,21 @@ export class EdgeClient {
    * ```
    */
   async forward(id: string, frame: Uint8Array, onToken: (t: ReplyToken) => void): Promise<Reply> {
-    const res = await this.#request(`/v1/sessions/${encodeURIComponent(id)}/forward`, {
-      method: "POST",
-      headers: { "content-type": "application/octet-stream" },
-      body: frame as Uint8Array<ArrayBuffer>,
+    return await this.#timed(async (signal) => {
+      const res = await this.#request(`/v1/sessions/${encodeURIComponent(id)}/forward`, {
+        method: "POST",
+        headers: { "content-type": "application/octet-stream" },
+        body: frame as Uint8Array<ArrayBuffer>,
+        signal,
+      });
+      if (!res.body) throw new TandemError("network", "The edge answered without a body");
+      try {
+        return await readReply(res.body, onToken);
+      } catch (e) {
+        if (e instanceof TandemError) throw e;
+        throw new TandemError("network", `Lost the edge's answer: ${(e as Error)?.message ?? e}`);
+      }
     });
-    if (!res.body) throw new TandemError("network", "The edge answered without a body");
-    try {
-      return await readReply(res.body, onToken);
-    } catch (e) {
-      if (e instanceof TandemError) throw e;
-      throw new TandemError("network", `Lost the edge's answer: ${(e as Error).message}`);
-    }
   }
 
   /**
@@ -157,12 +191,21 @@ export class EdgeClient {
    */
   async closeSession(id: string): Promise<void> {
     try {
-      const res = await this.#request(`/v1/sessions/${encodeURIComponent(id)}`, {
-        method: "DELETE",
+      await this.#timed(async (signal) => {
+        const res = await this.#request(`/v1/sessions/${encodeURIComponent(id)}`, {
+          method: "DELETE",
+          signal,
+        });
+        await res.body?.cancel();
       });
-      await res.body?.cancel();
     } catch (e) {
       if (!(e instanceof TandemError && e.code === "session_not_found")) throw e;
     }
   }
+}
+
+/** `{ retryAfterSeconds }` from a Retry-After header in seconds (dates are ignored). */
+function retryAfter(header: string | null): { retryAfterSeconds?: number } {
+  const seconds = Number(header ?? NaN);
+  return Number.isFinite(seconds) && seconds >= 0 ? { retryAfterSeconds: seconds } : {};
 }

@@ -65,6 +65,15 @@ export interface SessionOptions {
   maxRecoveries?: number;
   /** How many times a request without an answer is retried (default 2). */
   retries?: number;
+  /** The edge's API key (sent as a bearer token). */
+  apiKey?: string;
+  /** Milliseconds one request may take before it counts as lost (default 30000; 0 = none). */
+  timeoutMs?: number;
+  /**
+   * First retry delay in milliseconds, doubled at each retry (default 20). A 429 waits what
+   * the edge's Retry-After says instead.
+   */
+  retryDelayMs?: number;
 }
 
 /** Running totals of a session. */
@@ -321,10 +330,14 @@ export class SplitSession {
         this.#seq++;
         return reply;
       } catch (e) {
-        if (!(e instanceof TandemError && e.code === "network") || attempt >= this.#o.retries) {
-          throw e;
-        }
-        await new Promise((r) => setTimeout(r, 20 * 2 ** attempt));
+        const retryable = e instanceof TandemError &&
+          (e.code === "network" || e.code === "rate_limited");
+        if (!retryable || attempt >= this.#o.retries) throw e;
+        const told = e.details?.retryAfterSeconds;
+        const wait = typeof told === "number"
+          ? told * 1000
+          : (this.#o.retryDelayMs ?? 20) * 2 ** attempt;
+        await new Promise((r) => setTimeout(r, wait));
       }
     }
   }
@@ -385,7 +398,12 @@ export async function createSession(options: SessionOptions): Promise<SplitSessi
       );
     }
   }
-  const client = new EdgeClient(options.edge, { fetch: options.fetch, headers: options.headers });
+  const client = new EdgeClient(options.edge, {
+    fetch: options.fetch,
+    headers: options.headers,
+    apiKey: options.apiKey,
+    timeoutMs: options.timeoutMs,
+  });
   const info = await client.openSession({
     model: options.modelId,
     split: K,
