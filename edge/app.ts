@@ -47,6 +47,7 @@ import {
   splitProblem,
 } from "./models.ts";
 import { registerChat } from "./openai.ts";
+import { EdgeMetrics, registerMetrics } from "./metrics.ts";
 import { SessionStore } from "./sessions.ts";
 import { type EdgeSession, newEdgeSession, runFrame, uuidBytes } from "./split_forward.ts";
 
@@ -175,6 +176,7 @@ export async function createEdgeApp(options: EdgeOptions): Promise<EdgeApp> {
   );
   const principals = new WeakMap<Request, string>();
   const principal = (request: Request): string => principals.get(request) ?? "";
+  const metrics = new EdgeMetrics();
   const app = new Hono();
   app.onError((e) => errorResponse(e, log));
   app.notFound((c) =>
@@ -267,7 +269,10 @@ export async function createEdgeApp(options: EdgeOptions): Promise<EdgeApp> {
     const bytes = await readBytes(c.req.raw, limits.maxBodyBytes);
     const frame = decodeFrame(bytes, { maxTokens: limits.maxTokensPerFrame, maxDim: 1 << 16 });
     const session = sessions.get(id, principal(c.req.raw));
+    const seq = session.nextSeq;
+    const t0 = performance.now();
     const body = runFrame(session, frame, idBytes);
+    metrics.frame(session, frame, bytes.byteLength, body, seq, performance.now() - t0);
     sessions.charge(id);
     return new Response(body, { headers: { "content-type": "application/x-ndjson" } });
   });
@@ -280,6 +285,7 @@ export async function createEdgeApp(options: EdgeOptions): Promise<EdgeApp> {
   });
 
   registerChat(app, models, limits);
+  registerMetrics(app, metrics, () => ({ sessions: sessions.size, kvBytes: sessions.totalBytes }));
 
   return {
     app,

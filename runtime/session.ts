@@ -182,9 +182,17 @@ export class SplitSession {
    * Returns the edge's answer tokens: the next token; or, with `draft: true` (the tokens
    * after the first are drafts), the accepted drafts and the next token — the session then
    * rolls back to what was accepted. Prompt chunks beyond `maxTokensPerFrame` go first as
-   * `NO_REPLY` frames.
+   * `NO_REPLY` frames. With `extend` (self-speculation, one token only), the session drafts:
+   * it calls `extend(row, drafted)` with the boundary row of the last token and runs the
+   * token it returns, until it returns undefined; the frame then carries the drafts.
    */
-  async step(tokens: readonly number[], options: { draft?: boolean } = {}): Promise<ReplyToken[]> {
+  async step(
+    tokens: readonly number[],
+    options: {
+      draft?: boolean;
+      extend?: (row: Float32Array, drafted: number) => number | undefined;
+    } = {},
+  ): Promise<ReplyToken[]> {
     const { dim, maxSeqLen } = this.config;
     const K = this.split;
     const pos = this.#length;
@@ -200,6 +208,25 @@ export class SplitSession {
     this.#boundary.set(rows, pos * dim);
     this.stats.deviceFlops += K * this.#layerSum(pos, tokens.length);
     const max = this.#info.maxTokensPerFrame;
+    if (options.extend) {
+      check(tokens.length === 1, "bad_argument", "Cannot draft after more than one token");
+      const all = [...tokens];
+      let row = rows.subarray(rows.length - dim);
+      for (
+        let d = options.extend(row, 0);
+        d !== undefined && pos + all.length < maxSeqLen && all.length < max;
+        d = options.extend(row, all.length - 1)
+      ) {
+        const t1 = performance.now();
+        row = this.#engine.forward(this.#cache, this.#engine.embed([d]), pos + all.length, 0, K);
+        this.stats.deviceMs += performance.now() - t1;
+        this.#boundary.set(row, (pos + all.length) * dim);
+        this.stats.deviceFlops += K * this.#layerSum(pos + all.length, 1);
+        all.push(d);
+      }
+      if (all.length > 1) options = { draft: true };
+      tokens = all;
+    }
     if (options.draft) {
       check(
         tokens.length <= max,

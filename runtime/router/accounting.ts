@@ -73,6 +73,8 @@ export interface RoundTripSample {
   accepted?: number;
   /** Tokens this round trip answered. */
   answered?: number;
+  /** Requests it took (default 1; more with prompt chunks, retries or replays). */
+  count?: number;
 }
 
 /** Accumulates one request's metrics. */
@@ -121,7 +123,7 @@ export class MetricsRecorder {
   /** Records one request to the edge. */
   roundTrip(s: RoundTripSample): void {
     const m = this.#m;
-    m.roundTrips++;
+    m.roundTrips += s.count ?? 1;
     m.bytesUp += s.bytesUp;
     m.bytesDown += s.bytesDown;
     m.edgeRows += s.rows ?? 0;

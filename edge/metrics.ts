@@ -1,0 +1,146 @@
+/**
+ * The edge's cost accounting as Prometheus metrics (`GET /metrics`, text format 0.0.4):
+ * frames, rows and FLOPs run per model and split, draft tokens proposed and accepted,
+ * tokens answered, bytes in and out, compute time, and gauges for sessions and KV bytes.
+ *
+ * | metric                                  | type    | labels              |
+ * | --------------------------------------- | ------- | ------------------- |
+ * | `tandem_edge_frames_total`              | counter | model, split, kind (`decode`, `draft`, `prefill`, `retry`) |
+ * | `tandem_edge_rows_total`                | counter | model, split        |
+ * | `tandem_edge_flops_total`               | counter | model, split        |
+ * | `tandem_edge_draft_tokens_total`        | counter | model, split        |
+ * | `tandem_edge_draft_accepted_total`      | counter | model, split        |
+ * | `tandem_edge_tokens_total`              | counter | model, split        |
+ * | `tandem_edge_bytes_received_total`      | counter | model               |
+ * | `tandem_edge_bytes_sent_total`          | counter | model               |
+ * | `tandem_edge_compute_seconds_total`     | counter | model               |
+ * | `tandem_edge_sessions`                  | gauge   | —                   |
+ * | `tandem_edge_kv_bytes`                  | gauge   | —                   |
+ *
+ * @example
+ * ```ts
+ * import { EdgeMetrics } from "./metrics.ts";
+ * const metrics = new EdgeMetrics();
+ * console.log(metrics.format({ sessions: 0, kvBytes: 0 }).includes("tandem_edge_sessions 0"));
+ * ```
+ *
+ * @module
+ */
+
+import type { Hono } from "hono";
+import { rowsFlops } from "../runtime/cost.ts";
+import { headFlops } from "../runtime/model.ts";
+import { MetricRegistry } from "../runtime/router/prometheus.ts";
+import { FLAG_NO_REPLY, FLAG_TOKENS, type Frame } from "../runtime/wire.ts";
+import type { EdgeSession } from "./split_forward.ts";
+
+/** Counters of one edge. */
+export class EdgeMetrics {
+  /** The registry behind `format()`. */
+  readonly registry: MetricRegistry = new MetricRegistry();
+  readonly #r = this.registry;
+  readonly #frames = this.#r.counter("tandem_edge_frames_total", "Frames received, by kind.");
+  readonly #rows = this.#r.counter(
+    "tandem_edge_rows_total",
+    "Boundary rows run through the edge's layers.",
+  );
+  readonly #flops = this.#r.counter(
+    "tandem_edge_flops_total",
+    "FLOPs run by the edge (layers [K, L) and head).",
+  );
+  readonly #drafts = this.#r.counter(
+    "tandem_edge_draft_tokens_total",
+    "Draft tokens proposed by devices.",
+  );
+  readonly #accepted = this.#r.counter(
+    "tandem_edge_draft_accepted_total",
+    "Draft tokens the edge accepted.",
+  );
+  readonly #tokens = this.#r.counter("tandem_edge_tokens_total", "Tokens answered.");
+  readonly #bytesIn = this.#r.counter("tandem_edge_bytes_received_total", "Frame bytes received.");
+  readonly #bytesOut = this.#r.counter("tandem_edge_bytes_sent_total", "Answer bytes sent.");
+  readonly #seconds = this.#r.counter(
+    "tandem_edge_compute_seconds_total",
+    "Seconds spent computing frames.",
+  );
+  readonly #sessions = this.#r.gauge("tandem_edge_sessions", "Split sessions held.");
+  readonly #kv = this.#r.gauge("tandem_edge_kv_bytes", "KV-cache bytes held by all sessions.");
+
+  /**
+   * Accounts one frame run on `session`: `seqBefore` is the session's expected sequence
+   * number before the frame (unchanged after it means an idempotent retry: nothing ran).
+   */
+  frame(
+    session: EdgeSession,
+    f: Frame,
+    frameBytes: number,
+    answer: string,
+    seqBefore: number,
+    ms: number,
+  ): void {
+    const model = session.model.id;
+    const labels = { model, split: String(session.split) };
+    const flags = f.flags ?? 0;
+    const n = f.rows.length / f.dim;
+    this.#bytesIn.inc({ model }, frameBytes);
+    this.#bytesOut.inc({ model }, answer.length);
+    if (session.nextSeq === seqBefore) {
+      this.#frames.inc({ ...labels, kind: "retry" });
+      return;
+    }
+    const drafting = (flags & FLAG_TOKENS) !== 0 && (flags & FLAG_NO_REPLY) === 0;
+    const kind = flags & FLAG_NO_REPLY
+      ? "prefill"
+      : drafting
+      ? "draft"
+      : n > 1
+      ? "prefill"
+      : "decode";
+    this.#frames.inc({ ...labels, kind });
+    this.#rows.inc(labels, n);
+    const c = session.model.config;
+    const heads = flags & FLAG_NO_REPLY ? 0 : drafting ? n : 1;
+    this.#flops.inc(
+      labels,
+      rowsFlops(c, c.nLayers - session.split, f.pos, n) + heads * headFlops(c),
+    );
+    const done = JSON.parse(answer.slice(answer.lastIndexOf("\n", answer.length - 2) + 1));
+    if (drafting) {
+      this.#drafts.inc(labels, n - 1);
+      this.#accepted.inc(labels, done.accepted ?? 0);
+    }
+    this.#tokens.inc(labels, flags & FLAG_NO_REPLY ? 0 : drafting ? (done.accepted ?? 0) + 1 : 1);
+    this.#seconds.inc({ model }, ms / 1000);
+  }
+
+  /** The exposition text, with the gauges set from `state`. */
+  format(state: { sessions: number; kvBytes: number }): string {
+    this.#sessions.set({}, state.sessions);
+    this.#kv.set({}, state.kvBytes);
+    return this.#r.format();
+  }
+}
+
+/**
+ * Adds `GET /metrics` to an edge app.
+ *
+ * @example
+ * ```ts
+ * import { Hono } from "hono";
+ * import { EdgeMetrics, registerMetrics } from "./metrics.ts";
+ * const app = new Hono();
+ * registerMetrics(app, new EdgeMetrics(), () => ({ sessions: 0, kvBytes: 0 }));
+ * const res = await app.request("/metrics");
+ * console.log(res.headers.get("content-type")); // text/plain; version=0.0.4; charset=utf-8
+ * ```
+ */
+export function registerMetrics(
+  app: Hono,
+  metrics: EdgeMetrics,
+  state: () => { sessions: number; kvBytes: number },
+): void {
+  app.get("/metrics", () =>
+    new Response(metrics.format(state()), {
+      headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+    }));
+}
