@@ -51,6 +51,16 @@ function checkChat(v: unknown): ChatRequest {
     const ok = m && typeof m === "object" &&
       (typeof m.content === "string" || Array.isArray(m.content));
     if (!ok) throw bad("each message needs a `content` string or array of parts");
+    const parts = Array.isArray(m.content) ? m.content : [];
+    for (const p of parts as unknown[]) {
+      const part = p as { type?: unknown; text?: unknown } | null;
+      if (!part || typeof part !== "object" || typeof part.type !== "string") {
+        throw bad("each content part must be an object with a `type`");
+      }
+      if (part.type === "text" && typeof part.text !== "string") {
+        throw bad("a `text` content part needs a `text` string");
+      }
+    }
   }
   return o as ChatRequest;
 }
