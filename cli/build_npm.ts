@@ -4,10 +4,10 @@
  *
  * | output             | made by                                                            |
  * | ------------------ | ------------------------------------------------------------------ |
- * | `mod.js`, `hosts.js`, `edge.js`, `chunk-*.js` | esbuild: ESM, code shared between entries split into chunks, npm packages and `node:` modules left as imports |
+ * | `mod.js`, `hosts.js`, `edge.js`, `wasm.js`, `chunk-*.js` | esbuild: ESM, code shared between entries split into chunks, npm packages and `node:` modules left as imports |
  * | `types/**.d.ts`    | TypeScript's `tsc --emitDeclarationOnly` (run by Node), `.ts` import paths rewritten to `.js` |
  * | `wasm/*.wasm`      | the kernels, for hosts that import wasm as a module (workerd); every other host uses the copy embedded in the JS |
- * | `package.json`     | exports `.`, `./hosts`, `./edge`, `./wasm/*`; dependencies at the versions this repo locks |
+ * | `package.json`     | exports `.`, `./hosts`, `./edge`, `./wasm`, `./wasm/*`; dependencies at the versions this repo locks |
  *
  * ```sh
  * deno task build:npm            # → dist/npm/
@@ -35,6 +35,7 @@ export const NPM_ENTRIES: Record<string, string> = {
   ".": "mod.ts",
   "./hosts": "hosts/mod.ts",
   "./edge": "edge/mod.ts",
+  "./wasm": "wasm.ts",
 };
 
 /** npm packages the library imports at run time (versions come from the root package.json). */
