@@ -8,6 +8,10 @@
 
 const benches: Record<string, string> = {
   // name: module path relative to this file; each module exports `run(args: string[])`.
+  fuzz: "./fuzz.ts",
+  load: "./load.ts",
+  kernels: "./kernels.ts",
+  engine: "./engine.ts",
 };
 
 const [name, ...args] = Deno.args;

@@ -19,7 +19,7 @@ export const CTRL = {
   GRAIN: 7, //  rows per chunk are a multiple of this
   SLEEP: 8, //  workers blocked in Atomics.wait
   ERROR: 9, //  1: a worker's call threw
-  SPIN: 10, //  polls before a worker sleeps
+  SPIN: 10, //  microseconds a worker polls before it sleeps
   ARGS_BYTE: 64, // byte offset of the Float64 arguments
   BYTES: 64 + 8 * 16,
 } as const;
@@ -37,14 +37,13 @@ function serve(init, post) {
   let gen = Atomics.load(ctrl, C.GEN);
   post("ready");
   for (;;) {
-    let polls = 0;
-    const spin = ctrl[C.SPIN];
+    let polls = 0, since = performance.now();
     while (Atomics.load(ctrl, C.GEN) === gen) {
-      if (++polls < spin) continue;
+      if ((++polls & 1023) !== 0 || performance.now() - since < ctrl[C.SPIN] / 1000) continue;
       Atomics.add(ctrl, C.SLEEP, 1);
       Atomics.wait(ctrl, C.GEN, gen);
       Atomics.sub(ctrl, C.SLEEP, 1);
-      polls = 0;
+      since = performance.now();
     }
     gen = Atomics.load(ctrl, C.GEN);
     if (Atomics.load(ctrl, C.QUIT)) return;

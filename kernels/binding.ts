@@ -33,13 +33,56 @@ export type Flavor = "relaxed" | "simd";
 /** Raw exports of the kernels (pointers are byte offsets into the memory). */
 export interface KernelExports {
   /** f32 matmul over rows [r0, r1); see src/matmul_f32.rs. */
-  matmul_f32(out: number, x: number, w: number, n: number, din: number, dout: number, bias: number, r0: number, r1: number): void;
+  matmul_f32(
+    out: number,
+    x: number,
+    w: number,
+    n: number,
+    din: number,
+    dout: number,
+    bias: number,
+    r0: number,
+    r1: number,
+  ): void;
   /** q8_0 weights × quantized activations. */
-  matmul_q8(out: number, act: number, wq: number, wd: number, n: number, din: number, dout: number, bias: number, r0: number, r1: number): void;
+  matmul_q8(
+    out: number,
+    act: number,
+    wq: number,
+    wd: number,
+    n: number,
+    din: number,
+    dout: number,
+    bias: number,
+    r0: number,
+    r1: number,
+  ): void;
   /** q8_0 weights × f32 activations. */
-  matmul_q8f(out: number, x: number, wq: number, wd: number, n: number, din: number, dout: number, bias: number, r0: number, r1: number): void;
+  matmul_q8f(
+    out: number,
+    x: number,
+    wq: number,
+    wd: number,
+    n: number,
+    din: number,
+    dout: number,
+    bias: number,
+    r0: number,
+    r1: number,
+  ): void;
   /** q4_0 weights × quantized activations. */
-  matmul_q4(out: number, act: number, wq: number, wd: number, n: number, din: number, dout: number, bias: number, r0: number, r1: number): void;
+  matmul_q4(
+    out: number,
+    act: number,
+    wq: number,
+    wd: number,
+    n: number,
+    din: number,
+    dout: number,
+    bias: number,
+    r0: number,
+    r1: number,
+  ): void;
   /** Quantizes x: [n, din] into an activation buffer of act_bytes(n, din) bytes. */
   quantize_act(act: number, x: number, n: number, din: number): void;
   /** Bytes of an activation buffer. */
@@ -51,7 +94,20 @@ export interface KernelExports {
   /** Softmax in place. */
   softmax(x: number, len: number): void;
   /** Causal GQA attention for heads [h0, h1); scratch: [nHeads, pos0 + n]. */
-  attention(out: number, q: number, kc: number, vc: number, scratch: number, n: number, pos0: number, nHeads: number, nKvHeads: number, headDim: number, h0: number, h1: number): void;
+  attention(
+    out: number,
+    q: number,
+    kc: number,
+    vc: number,
+    scratch: number,
+    n: number,
+    pos0: number,
+    nHeads: number,
+    nKvHeads: number,
+    headDim: number,
+    h0: number,
+    h1: number,
+  ): void;
   /** out = silu(gate) * up. */
   swiglu(out: number, gate: number, up: number, len: number): void;
   /** x += y. */
@@ -92,7 +148,13 @@ export class Kernels {
   readonly #alloc: Allocator;
 
   /** Wraps an instance; use {@linkcode loadKernels}. */
-  constructor(flavor: Flavor, reason: string, module: WebAssembly.Module, memory: WebAssembly.Memory, shared: boolean) {
+  constructor(
+    flavor: Flavor,
+    reason: string,
+    module: WebAssembly.Module,
+    memory: WebAssembly.Memory,
+    shared: boolean,
+  ) {
     this.flavor = flavor;
     this.reason = reason;
     this.module = module;
@@ -151,7 +213,8 @@ export function detectFlavor(): { flavor: Flavor; reason: string } {
   let shared = false;
   try {
     shared = typeof SharedArrayBuffer === "function" &&
-      new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true }).buffer instanceof SharedArrayBuffer;
+      new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true }).buffer instanceof
+        SharedArrayBuffer;
   } catch { /* not cross-origin isolated, or no threads proposal */ }
   if (!shared) return { flavor: "simd", reason: "simd128, 1 thread: shared memory unavailable" };
   const node = nodeMajor();
@@ -200,7 +263,8 @@ export async function loadKernels(options: LoadKernelsOptions = {}): Promise<Ker
   }
   const make = async (f: Flavor): Promise<Kernels> => {
     const shared = f === "relaxed";
-    const module = options.module ?? await WebAssembly.compile(decode(f === "relaxed" ? WASM_RELAXED : WASM_SIMD));
+    const module = options.module ??
+      await WebAssembly.compile(decode(f === "relaxed" ? WASM_RELAXED : WASM_SIMD));
     const memory = new WebAssembly.Memory({ initial: 32, maximum: MAX_PAGES, shared });
     return new Kernels(f, reason, module, memory, shared);
   };

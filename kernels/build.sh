@@ -27,7 +27,8 @@ build() { # flavor, target features, extra link args
     echo "export const WASM_${flavor^^}: string ="
     echo "  \"$(base64 -w0 "$out/wasm/$flavor.wasm")\";"
     echo "/** sha256 of the decoded bytes. */"
-    echo "export const WASM_${flavor^^}_SHA256 = \"$(sha256sum "$out/wasm/$flavor.wasm" | cut -d' ' -f1)\";"
+    echo "export const WASM_${flavor^^}_SHA256: string ="
+    echo "  \"$(sha256sum "$out/wasm/$flavor.wasm" | cut -d' ' -f1)\";"
   } >"$out/wasm_$flavor.ts"
 }
 

@@ -6,7 +6,7 @@
  * Synchronisation is a control block in the shared memory, never a message per call: the
  * caller writes the job, bumps `GEN` (and notifies only when a worker sleeps), computes its own
  * rows, then polls `DONE`. Workers poll `GEN` briefly (calls of one forward pass come
- * microseconds apart), then sleep in `Atomics.wait`. The caller never blocks, so the pool also
+ * microseconds apart; up to SPIN_US), then sleep in `Atomics.wait`. The caller never blocks, so the pool also
  * runs on a browser's main thread. Without shared memory or Workers the pool has one thread
  * and says why.
  *
@@ -24,18 +24,28 @@
  */
 
 import type { Kernels } from "./binding.ts";
-import { startWorker, type HostWorker, workerSupport } from "./_host.ts";
+import { type HostWorker, startWorker, workerSupport } from "./_host.ts";
 import { CTRL, WORKER_SOURCE } from "./_worker_src.ts";
 
 /** Exports the pool can split by rows (their last two parameters are r0, r1). */
-export const SPLITTABLE = ["matmul_f32", "matmul_q8", "matmul_q8f", "matmul_q4", "attention"] as const;
+export const SPLITTABLE = [
+  "matmul_f32",
+  "matmul_q8",
+  "matmul_q8f",
+  "matmul_q4",
+  "attention",
+] as const;
 /** One of {@linkcode SPLITTABLE}. */
 export type Splittable = typeof SPLITTABLE[number];
 
 /** Bytes of each worker's stack. */
 const STACK_BYTES = 64 * 1024;
-/** Polls of `GEN` before a worker sleeps (about 20–50 µs). */
-const SPIN = 20000;
+/**
+ * Microseconds a worker polls `GEN` before it sleeps: longer than the gaps between the split
+ * calls of one forward pass (the caller's own kernels, an uneven split), so that waking a
+ * sleeping worker (100–300 µs here) is paid about once per token, not once per matmul.
+ */
+const SPIN_US = 1000;
 /** Below this many multiply-adds a call runs on the caller alone. */
 export const MIN_SPLIT_WORK = 32768;
 
@@ -71,7 +81,7 @@ export class ThreadPool {
     if (!host.ok) return new ThreadPool(k, [], [], `1 thread: ${host.reason}`);
     const ctrlPtr = k.alloc(CTRL.BYTES);
     new Uint8Array(k.memory.buffer, ctrlPtr, CTRL.BYTES).fill(0);
-    new Int32Array(k.memory.buffer, ctrlPtr, 16)[CTRL.SPIN] = SPIN;
+    new Int32Array(k.memory.buffer, ctrlPtr, 16)[CTRL.SPIN] = SPIN_US;
     const blocks = [ctrlPtr];
     const workers: HostWorker[] = [];
     try {
@@ -96,7 +106,12 @@ export class ThreadPool {
       for (const b of blocks) k.free(b);
       return new ThreadPool(k, [], [], `1 thread: workers failed to start (${e})`);
     }
-    return new ThreadPool(k, workers, blocks, `${threads} threads: caller + ${threads - 1} ${host.reason}`);
+    return new ThreadPool(
+      k,
+      workers,
+      blocks,
+      `${threads} threads: caller + ${threads - 1} ${host.reason}`,
+    );
   }
 
   /**
@@ -126,7 +141,9 @@ export class ThreadPool {
     fn(...args, 0, Math.min(chunk, rows));
     const others = this.threads - 1;
     while (Atomics.load(ctrl, CTRL.DONE) < others) { /* the workers finish within microseconds */ }
-    if (Atomics.exchange(ctrl, CTRL.ERROR, 0) !== 0) throw new Error(`Kernel ${name} failed in a worker`);
+    if (Atomics.exchange(ctrl, CTRL.ERROR, 0) !== 0) {
+      throw new Error(`Kernel ${name} failed in a worker`);
+    }
   }
 
   /** Stops the workers and frees their memory; the pool then runs on the caller alone. */

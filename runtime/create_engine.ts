@@ -53,7 +53,10 @@ class RefFallback extends RefEngine implements CreatedEngine {
  * Creates the fastest engine this host runs for `model`. Throws `bad_model` for an invalid
  * model and `bad_argument` for bad options; a host without usable wasm gets the reference.
  */
-export async function createEngine(model: Model, options: CreateEngineOptions = {}): Promise<CreatedEngine> {
+export async function createEngine(
+  model: Model,
+  options: CreateEngineOptions = {},
+): Promise<CreatedEngine> {
   const { backend = "auto" } = options;
   if (backend === "ref") return new RefFallback(model, "reference engine: requested");
   try {
@@ -62,6 +65,9 @@ export async function createEngine(model: Model, options: CreateEngineOptions = 
     if (backend === "wasm" || e instanceof TandemError) throw e; // bad model or options
 
     const quant = options.quant && options.quant !== "f32" ? ` (f32, not ${options.quant})` : "";
-    return new RefFallback(model, `reference engine${quant}: wasm kernels unavailable: ${(e as Error).message}`);
+    return new RefFallback(
+      model,
+      `reference engine${quant}: wasm kernels unavailable: ${(e as Error).message}`,
+    );
   }
 }

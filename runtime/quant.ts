@@ -76,8 +76,17 @@ export function checkQuantTensor(t: QuantTensor, name = "tensor"): void {
 }
 
 /** Quantizes w: f32 [rows, cols] to `type`. */
-export function quantize(type: QuantType, w: Float32Array, rows: number, cols: number): QuantTensor {
-  check(w.length === rows * cols, "bad_argument", () => `Cannot quantize: ${w.length} values are not [${rows}, ${cols}]`);
+export function quantize(
+  type: QuantType,
+  w: Float32Array,
+  rows: number,
+  cols: number,
+): QuantTensor {
+  check(
+    w.length === rows * cols,
+    "bad_argument",
+    () => `Cannot quantize: ${w.length} values are not [${rows}, ${cols}]`,
+  );
   const nb = blocksPerRow(cols);
   const d = new Float32Array(rows * nb);
   const qs = type === "q8_0" ? new Int8Array(rows * nb * 32) : new Uint8Array(rows * nb * 16);
@@ -88,7 +97,9 @@ export function quantize(type: QuantType, w: Float32Array, rows: number, cols: n
       const lo = r * cols + b * 32;
       block.set(w.subarray(lo, Math.min(lo + 32, (r + 1) * cols)));
       const k = r * nb + b;
-      d[k] = type === "q8_0" ? quantBlockQ8(qs as Int8Array, k * 32, block) : quantBlockQ4(qs as Uint8Array, k * 16, block);
+      d[k] = type === "q8_0"
+        ? quantBlockQ8(qs as Int8Array, k * 32, block)
+        : quantBlockQ4(qs as Uint8Array, k * 16, block);
     }
   }
   return { type, rows, cols, qs, d };

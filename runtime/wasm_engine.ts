@@ -144,10 +144,16 @@ export class WasmEngine implements Engine {
   static async create(model: Model, options: WasmEngineOptions = {}): Promise<WasmEngine> {
     const { quant = "f32", threads = 1 } = options;
     if (!["f32", "q8", "q4"].includes(quant)) {
-      throw new TandemError("bad_argument", `Cannot create an engine: quant must be f32, q8 or q4, got ${quant}`);
+      throw new TandemError(
+        "bad_argument",
+        `Cannot create an engine: quant must be f32, q8 or q4, got ${quant}`,
+      );
     }
     if (!(Number.isInteger(threads) && threads >= 1 && threads <= 256)) {
-      throw new TandemError("bad_argument", `Cannot create an engine: threads must be 1..256, got ${threads}`);
+      throw new TandemError(
+        "bad_argument",
+        `Cannot create an engine: threads must be 1..256, got ${threads}`,
+      );
     }
     validateModel(model);
     const k = await loadKernels(options.kernels);
@@ -185,7 +191,10 @@ export class WasmEngine implements Engine {
   forward(cache: KVCache, x: Float32Array, pos: number, from: number, to: number): Float32Array {
     const n = checkForwardArgs(this, cache, x, pos, from, to);
     if (!(cache instanceof WasmCache) || !cache.belongsTo(this.kernels)) {
-      throw new TandemError("bad_argument", "Cannot run layers: the cache was not created by this engine");
+      throw new TandemError(
+        "bad_argument",
+        "Cannot run layers: the cache was not created by this engine",
+      );
     }
     const { dim, hiddenDim, nHeads, nKvHeads, headDim, normEps } = this.config;
     const qDim = nHeads * headDim;
@@ -214,7 +223,13 @@ export class WasmEngine implements Engine {
       matmul(pool, vNew, ws.xb, ws.act, w.wv, n, w.bv); //   wv: [kvDim, dim], into the cache
       e.rope(ws.q, ws.cs, n, nHeads, headDim);
       e.rope(kNew, ws.cs, n, nKvHeads, headDim);
-      pool.run("attention", [ws.att, ws.q, kc, vc, ws.scores, n, pos, nHeads, nKvHeads, headDim], nHeads, attWork, 1);
+      pool.run(
+        "attention",
+        [ws.att, ws.q, kc, vc, ws.scores, n, pos, nHeads, nKvHeads, headDim],
+        nHeads,
+        attWork,
+        1,
+      );
       this.#quantize(ws.att, n, qDim, w.wo);
       matmul(pool, ws.proj, ws.att, ws.act, w.wo, n); //     wo: [dim, qDim]
       e.add(ws.h, ws.proj, n * dim);
@@ -275,7 +290,9 @@ export class WasmEngine implements Engine {
   #freeWorkspace(): void {
     const ws = this.#ws;
     if (!ws) return;
-    for (const p of [ws.h, ws.xb, ws.q, ws.att, ws.proj, ws.gate, ws.up, ws.act, ws.cs, ws.scores]) {
+    for (
+      const p of [ws.h, ws.xb, ws.q, ws.att, ws.proj, ws.gate, ws.up, ws.act, ws.cs, ws.scores]
+    ) {
       this.kernels.free(p);
     }
     this.#ws = undefined;

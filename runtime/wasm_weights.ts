@@ -7,7 +7,7 @@
 
 import type { Kernels } from "../kernels/binding.ts";
 import type { ThreadPool } from "../kernels/pool.ts";
-import { blocksPerRow, type QuantTensor, quantize, type QuantType } from "./quant.ts";
+import { blocksPerRow, quantize, type QuantTensor, type QuantType } from "./quant.ts";
 
 /** A weight matrix [rows, cols] in wasm memory. */
 export interface WasmMatrix {
@@ -49,7 +49,13 @@ export function quantView(k: Kernels, m: WasmMatrix): QuantTensor {
   const qs = m.type === "q8_0"
     ? new Int8Array(buf, m.ptr, m.rows * nb * 32)
     : new Uint8Array(buf, m.ptr, m.rows * nb * 16);
-  return { type: m.type as QuantType, rows: m.rows, cols: m.cols, qs, d: k.f32(m.scales, m.rows * nb) };
+  return {
+    type: m.type as QuantType,
+    rows: m.rows,
+    cols: m.cols,
+    qs,
+    d: k.f32(m.scales, m.rows * nb),
+  };
 }
 
 /**

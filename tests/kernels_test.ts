@@ -9,7 +9,15 @@ import { quantize } from "../runtime/quant.ts";
 import { randf, relErr, rng } from "./_rand.ts";
 
 const FLAVORS: Flavor[] = ["relaxed", "simd"];
-const SHAPES: [number, number, number][] = [[1, 1, 1], [1, 7, 5], [3, 33, 17], [5, 64, 64], [4, 77, 130], [2, 300, 9], [9, 96, 31]];
+const SHAPES: [number, number, number][] = [
+  [1, 1, 1],
+  [1, 7, 5],
+  [3, 33, 17],
+  [5, 64, 64],
+  [4, 77, 130],
+  [2, 300, 9],
+  [9, 96, 31],
+];
 
 /** Runs `fn` with fresh kernels of each flavor. */
 function eachFlavor(name: string, fn: (k: Kernels) => void | Promise<void>): void {
@@ -62,13 +70,18 @@ eachFlavor("quantize_act + matmul_q8/q4 match the quantized reference; q8f the f
       const [po, got] = out(k, n * dout);
       const fn = type === "q8_0" ? k.exports.matmul_q8 : k.exports.matmul_q4;
       fn(po, act, k.put(q.qs), k.put(q.d), n, din, dout, k.put(bias), 0, dout);
-      assert.ok(relErr(got(), want) < 1e-5, `${type} [${n},${din}]→${dout}: ${relErr(got(), want)}`);
+      assert.ok(
+        relErr(got(), want) < 1e-5,
+        `${type} [${n},${din}]→${dout}: ${relErr(got(), want)}`,
+      );
       if (type === "q8_0") {
         const deq = new Float32Array(n * dout);
         const wf = Float32Array.from(q.qs, (v, i) => v * q.d[Math.floor(i / 32)]);
         const wPacked = new Float32Array(dout * din); // drop the per-row padding
         const nb = Math.ceil(din / 32);
-        for (let o = 0; o < dout; o++) wPacked.set(wf.subarray(o * nb * 32, o * nb * 32 + din), o * din);
+        for (let o = 0; o < dout; o++) {
+          wPacked.set(wf.subarray(o * nb * 32, o * nb * 32 + din), o * din);
+        }
         ref.matmul(deq, x, wPacked, n, din, dout, bias);
         k.exports.matmul_q8f(po, px, k.put(q.qs), k.put(q.d), n, din, dout, k.put(bias), 0, dout);
         assert.ok(relErr(got(), deq) < 1e-5, `q8f [${n},${din}]→${dout}: ${relErr(got(), deq)}`);
@@ -123,14 +136,35 @@ eachFlavor("rmsnorm, rope, softmax, swiglu and add match the reference", (k) => 
 
 eachFlavor("attention matches the reference (GQA, causal, several tokens)", (k) => {
   const r = rng(4);
-  for (const [n, pos, heads, kv, hd] of [[1, 0, 1, 1, 1], [1, 9, 8, 4, 8], [4, 3, 6, 2, 5], [7, 0, 9, 3, 64]]) {
+  for (
+    const [n, pos, heads, kv, hd] of [[1, 0, 1, 1, 1], [1, 9, 8, 4, 8], [4, 3, 6, 2, 5], [
+      7,
+      0,
+      9,
+      3,
+      64,
+    ]]
+  ) {
     const ctx = pos + n;
     const q = randf(r, n * heads * hd), kc = randf(r, ctx * kv * hd), vc = randf(r, ctx * kv * hd);
     const want = new Float32Array(n * heads * hd);
     ref.attention(want, q, kc, vc, n, pos, heads, kv, hd, new Float32Array(ctx));
     const [po, got] = out(k, want.length);
     const scratch = k.alloc(heads * ctx * 4);
-    k.exports.attention(po, k.put(q), k.put(kc), k.put(vc), scratch, n, pos, heads, kv, hd, 0, heads);
+    k.exports.attention(
+      po,
+      k.put(q),
+      k.put(kc),
+      k.put(vc),
+      scratch,
+      n,
+      pos,
+      heads,
+      kv,
+      hd,
+      0,
+      heads,
+    );
     assert.ok(relErr(got(), want) < 1e-5, `attention n=${n} pos=${pos} ${heads}/${kv}x${hd}`);
   }
 });
@@ -160,7 +194,9 @@ Deno.test("two threads give the same bits as one, for every splittable kernel", 
       assert.deepEqual(gb(), ga(), name);
     }
     const [heads, kv, hd, pos] = [9, 3, 16, 20];
-    const q = k.put(randf(r, heads * hd)), kc = k.put(randf(r, 21 * kv * hd)), vc = k.put(randf(r, 21 * kv * hd));
+    const q = k.put(randf(r, heads * hd)),
+      kc = k.put(randf(r, 21 * kv * hd)),
+      vc = k.put(randf(r, 21 * kv * hd));
     const sc = k.alloc(heads * 21 * 4);
     const [a, ga] = out(k, heads * hd), [b, gb] = out(k, heads * hd);
     one.run("attention", [a, q, kc, vc, sc, 1, pos, heads, kv, hd], heads, Infinity, 1);

@@ -71,7 +71,8 @@ Deno.test("size checks reject tensors whose arrays do not match their shape", ()
   const q = quantize("q8_0", new Float32Array(64), 2, 32);
   assert.throws(
     () => checkQuantTensor({ ...q, rows: 3 }, "layers.0.wq"),
-    (e: unknown) => e instanceof TandemError && e.code === "bad_model" && /layers\.0\.wq/.test(e.message),
+    (e: unknown) =>
+      e instanceof TandemError && e.code === "bad_model" && /layers\.0\.wq/.test(e.message),
   );
   assert.throws(() => quantize("q4_0", new Float32Array(10), 2, 32), TandemError);
 });

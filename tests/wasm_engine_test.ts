@@ -25,7 +25,9 @@ function argmax(a: Float32Array, off = 0): number {
 function greedy(e: Engine, steps: number): number[] {
   const cache = e.createCache();
   const out = [1];
-  for (let p = 0; p < steps; p++) out.push(argmax(e.head(e.forward(cache, e.embed([out[p]]), p, 0, L))));
+  for (let p = 0; p < steps; p++) {
+    out.push(argmax(e.head(e.forward(cache, e.embed([out[p]]), p, 0, L))));
+  }
   return out;
 }
 
@@ -71,12 +73,17 @@ Deno.test("f32: a split run ([0,2) then [2,L) with separate caches) equals a ful
 });
 
 /** Teacher-forced top-1 agreement with the reference over SAMPLE, and the greedy prefix. */
-async function quality(quant: EngineQuant, threads: number): Promise<{ agree: number; prefix: number; tokens: number[] }> {
+async function quality(
+  quant: EngineQuant,
+  threads: number,
+): Promise<{ agree: number; prefix: number; tokens: number[] }> {
   const e = await WasmEngine.create(model, { quant, threads });
   try {
     const lg = prefill(e, SAMPLE);
     let agree = 0;
-    for (let t = 0; t < SAMPLE.length; t++) if (argmax(lg, t * V) === argmax(REF_LOGITS, t * V)) agree++;
+    for (let t = 0; t < SAMPLE.length; t++) {
+      if (argmax(lg, t * V) === argmax(REF_LOGITS, t * V)) agree++;
+    }
     const tokens = greedy(e, 64);
     let prefix = 0;
     while (prefix < tokens.length && tokens[prefix] === SAMPLE[prefix]) prefix++;
@@ -123,7 +130,10 @@ Deno.test("bad options and foreign caches are refused with TandemError", async (
   await assert.rejects(() => createEngine(model, { threads: 0 }), TandemError);
   const e = await WasmEngine.create(model);
   try {
-    assert.throws(() => e.forward(ref.createCache(), e.embed([1]), 0, 0, L), /not created by this engine/);
+    assert.throws(
+      () => e.forward(ref.createCache(), e.embed([1]), 0, 0, L),
+      /not created by this engine/,
+    );
     assert.throws(() => e.forward(e.createCache(), new Float32Array(3), 0, 0, L), TandemError);
     assert.throws(() => e.embed([V]), TandemError);
   } finally {
