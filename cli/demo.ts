@@ -22,6 +22,7 @@ import { parseLlama2cTokenizer } from "../runtime/tokenizer/llama2c.ts";
 import type { WireDtype } from "../runtime/wire.ts";
 import { WIRE_DTYPES } from "../runtime/wire.ts";
 import { formatSplitReport, runSplitGeneration } from "../edge/run_split.ts";
+import { Progress } from "./_progress.ts";
 
 const DEFAULT_MODEL = new URL("../../shared/models/stories260K/", import.meta.url);
 
@@ -43,18 +44,25 @@ const USAGE = `usage: deno task demo [--model DIR] [--split K] [--wire f32|f16|i
  * ```
  */
 export async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      model: { type: "string" },
-      split: { type: "string", default: "2" },
-      wire: { type: "string", default: "int8" },
-      prompt: { type: "string", default: "" },
-      "max-tokens": { type: "string", default: "200" },
-      edge: { type: "string" },
-      help: { type: "boolean" },
-    },
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: {
+        model: { type: "string" },
+        split: { type: "string", default: "2" },
+        wire: { type: "string", default: "int8" },
+        prompt: { type: "string", default: "" },
+        "max-tokens": { type: "string", default: "200" },
+        edge: { type: "string" },
+        help: { type: "boolean" },
+      },
+    });
+  } catch (e) {
+    console.error(`error: ${(e as Error).message} (see deno task demo --help)`);
+    return 2;
+  }
+  const { values } = parsed;
   if (values.help) {
     console.log(USAGE);
     return 0;
@@ -67,17 +75,26 @@ export async function main(argv: string[]): Promise<number> {
   const dir = values.model
     ? new URL(values.model.replace(/\/?$/, "/"), `file://${process.cwd()}/`)
     : DEFAULT_MODEL;
+  // Progress on stderr while the weights load and the edge starts; cleared at the first token.
+  const progress = new Progress("demo", 3);
+  let streaming = false;
   try {
+    progress.tick("reading the weights");
     const model = parseLlama2c(
       new Uint8Array(await readFile(new URL("stories260K.bin", dir))),
       "stories260K.bin",
     );
+    progress.tick("reading the tokenizer");
     const tokenizer = parseLlama2cTokenizer(
       new Uint8Array(await readFile(new URL("tok512.bin", dir))),
       model.config.vocabSize,
     );
     const encoder = new TextEncoder();
-    if (values.prompt) process.stdout.write(encoder.encode(values.prompt));
+    progress.tick(
+      values.edge
+        ? `opening a session on ${values.edge}`
+        : "digesting the weights, starting an edge on loopback",
+    );
     const report = await runSplitGeneration({
       model,
       tokenizer,
@@ -87,11 +104,19 @@ export async function main(argv: string[]): Promise<number> {
       edge: values.edge,
       wire,
       maxTokens: Number(values["max-tokens"]),
-      onText: (piece) => process.stdout.write(encoder.encode(piece)),
+      onText: (piece) => {
+        if (!streaming) {
+          streaming = true;
+          progress.done();
+          if (values.prompt) process.stdout.write(encoder.encode(values.prompt));
+        }
+        process.stdout.write(encoder.encode(piece));
+      },
     });
     console.log("\n\n" + formatSplitReport(report));
     return 0;
   } catch (e) {
+    progress.done();
     if (e instanceof TandemError || (e as { code?: string }).code === "ENOENT") {
       console.error(`error: ${(e as Error).message}`);
       return 1;

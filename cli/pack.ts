@@ -10,23 +10,25 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import process from "node:process";
 import { TandemError } from "../runtime/errors.ts";
 import { parseLlama2c } from "../runtime/formats/llama2c.ts";
 import { packModel } from "../runtime/pack.ts";
+import { numberFlag, parseFlags } from "./_cli.ts";
+import { Progress } from "./_progress.ts";
 
-const USAGE = `usage: deno task pack --model FILE.bin --split K --out DIR [--id MODEL_ID]
-
-  --model  a llama2.c checkpoint (whole model)
-  --split  K: the device shard holds layers [0, K), the edge shard [K, L)
-  --out    folder to write device.safetensors, edge.safetensors and manifest.json into
-  --id     model id recorded in the shards (default: the file name without extension)`;
+/** Flags of the pack command. */
+export const PACK_FLAGS = {
+  model: { type: "string", help: "a llama2.c checkpoint (whole model)" },
+  split: { type: "string", help: "K: the device shard holds layers [0, K), the edge shard [K, L)" },
+  out: { type: "string", help: "folder for device.safetensors, edge.safetensors, manifest.json" },
+  id: { type: "string", help: "model id recorded in the shards (default: the file name)" },
+} as const;
 
 /**
- * Runs the pack CLI on `argv`; returns the exit code.
+ * Runs the pack CLI on `argv`; returns the exit code (2 for bad flags).
  *
  * @example
  * ```ts
@@ -35,28 +37,33 @@ const USAGE = `usage: deno task pack --model FILE.bin --split K --out DIR [--id 
  * ```
  */
 export async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      model: { type: "string" },
-      split: { type: "string" },
-      out: { type: "string" },
-      id: { type: "string" },
-      help: { type: "boolean" },
-    },
-  });
-  if (values.help || !values.model || !values.split || !values.out) {
-    console.error(USAGE);
-    return values.help ? 0 : 2;
-  }
   try {
-    const split = Number(values.split);
-    const bytes = new Uint8Array(await readFile(values.model));
-    const model = parseLlama2c(bytes, values.model);
-    const modelId = values.id ?? basename(values.model).replace(/\.[^.]*$/, "");
+    const values = parseFlags(
+      "deno task pack",
+      "Cuts a model into the device shard and the edge shard of a split, with a manifest of digests.",
+      PACK_FLAGS,
+      argv,
+    );
+    for (const name of ["model", "split", "out"] as const) {
+      if (!values[name]) {
+        throw new TandemError("bad_argument", `--${name} is required (see deno task pack --help)`);
+      }
+    }
+    const split = numberFlag(values, "split", Number.isInteger, "a whole number")!;
+    const path = values.model as string;
+    const out = values.out as string;
+    const progress = new Progress("pack", 4);
+    progress.tick(`reading ${basename(path)}`);
+    const bytes = new Uint8Array(await readFile(path));
+    const model = parseLlama2c(bytes, path);
+    const modelId = (values.id as string | undefined) ?? basename(path).replace(/\.[^.]*$/, "");
+    progress.tick("digesting and cutting shards");
     const { files, manifest } = await packModel(model, { modelId, split });
-    await mkdir(values.out, { recursive: true });
-    for (const [name, data] of files) await writeFile(join(values.out, name), data);
+    progress.tick(`writing ${out}`);
+    await mkdir(out, { recursive: true });
+    for (const [name, data] of files) await writeFile(join(out, name), data);
+    progress.tick("done");
+    progress.done();
     const { device, edge } = manifest.shards;
     console.log(`model ${modelId} digest ${manifest.modelDigest}`);
     console.log(`device: ${device.file} layers [${device.parts.layers}) ${device.bytes} bytes`);
@@ -65,6 +72,10 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof TandemError) {
       console.error(`error: ${e.message}`);
+      return e.code === "bad_argument" ? 2 : 1;
+    }
+    if ((e as { code?: string }).code === "ENOENT") {
+      console.error(`error: ${(e as Error).message}`);
       return 1;
     }
     throw e;
