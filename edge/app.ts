@@ -37,6 +37,7 @@ import { decodeFrame, WIRE_MAJOR, WIRE_MINOR } from "../runtime/wire.ts";
 import { errorResponse } from "./http_errors.ts";
 import { createKeyring } from "./auth.ts";
 import { RateLimiter } from "./rate_limit.ts";
+import { RetryGuard } from "./retry_guard.ts";
 import { readBytes, readJson } from "./body.ts";
 import {
   type EdgeModel,
@@ -175,6 +176,7 @@ export async function createEdgeApp(options: EdgeOptions): Promise<EdgeApp> {
     options.now,
   );
   const principals = new WeakMap<Request, string>();
+  const retries = new RetryGuard<EdgeSession>();
   const principal = (request: Request): string => principals.get(request) ?? "";
   const metrics = new EdgeMetrics();
   const app = new Hono();
@@ -269,9 +271,11 @@ export async function createEdgeApp(options: EdgeOptions): Promise<EdgeApp> {
     const bytes = await readBytes(c.req.raw, limits.maxBodyBytes);
     const frame = decodeFrame(bytes, { maxTokens: limits.maxTokensPerFrame, maxDim: 1 << 16 });
     const session = sessions.get(id, principal(c.req.raw));
+    retries.check(session, frame.seq, session.nextSeq, bytes);
     const seq = session.nextSeq;
     const t0 = performance.now();
     const body = runFrame(session, frame, idBytes);
+    if (session.nextSeq !== seq) retries.record(session, frame.seq, bytes);
     metrics.frame(session, frame, bytes.byteLength, body, seq, performance.now() - t0);
     sessions.charge(id);
     return new Response(body, { headers: { "content-type": "application/x-ndjson" } });
