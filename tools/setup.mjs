@@ -4,7 +4,7 @@
 //
 //   node tools/setup.mjs demo|test
 import { execSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -12,8 +12,13 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const what = process.argv[2] ?? "demo";
 const run = (cmd) => execSync(cmd, { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
 
-if (!existsSync(join(root, "node_modules/.bin/deno"))) {
-  console.error("setup: installing npm packages (Deno included) …");
+const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
+const missingNpm = Object.keys(pkg.devDependencies ?? {})
+  .filter((name) => !existsSync(join(root, "node_modules", name, "package.json")));
+if (!existsSync(join(root, "node_modules/.bin/deno")) || missingNpm.length) {
+  console.error(
+    `setup: installing npm packages (Deno included; missing: ${missingNpm.join(", ") || "deno"}) …`,
+  );
   run("npm install --no-audit --no-fund --loglevel=error");
 }
 
