@@ -57,10 +57,57 @@ Deno.test("generate answers bad input with one clear line and no stack trace", a
   }
 });
 
+Deno.test("generate runs the wasm engine quantized and threaded, and split over loopback", async () => {
+  const local = await cli("--model", MODEL, "--max-tokens", "20");
+  for (
+    const args of [["--quant", "q8", "--threads", "2"], ["--split", "2"], [
+      "--split",
+      "3",
+      "--wire",
+      "f16",
+    ]]
+  ) {
+    const r = await cli("--model", MODEL, "--max-tokens", "20", ...args);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, local.stdout, args.join(" "));
+  }
+  const q8 = await cli("--model", MODEL, "--max-tokens", "5", "--quant", "q8", "--threads", "2");
+  assert.match(q8.stderr, /engine wasm-q8x2/);
+  const split = await cli("--model", MODEL, "--max-tokens", "5", "--split", "2", "--wire", "int8");
+  assert.match(split.stderr, /edge layers \[2, 5\) \+ head; wire int8/);
+  assert.match(split.stderr, /bytes per token +sent \d/);
+  for (
+    const [args, pattern] of [
+      [["--quant", "q3"], /--quant must be one of f32, q8, q4/],
+      [["--threads", "0"], /--threads must be a whole number from 1 to 64/],
+      [["--split", "5"], /--split must be between 1 and 4/],
+      [["--wire", "int8"], /need --split/],
+      [["--split", "2", "--wire", "bf16"], /--wire must be one of f32, f16, int8/],
+    ] as [string[], RegExp][]
+  ) {
+    const r = await cli("--model", MODEL, ...args);
+    assert.equal(r.code, 2, args.join(" "));
+    assert.match(r.stderr, pattern);
+  }
+});
+
 Deno.test("generate --help lists the flags", async () => {
   const r = await cli("--help");
   assert.equal(r.code, 0);
-  for (const flag of ["--model", "--prompt", "--max-tokens", "--temperature", "--seed"]) {
+  for (
+    const flag of [
+      "--model",
+      "--prompt",
+      "--max-tokens",
+      "--temperature",
+      "--seed",
+      "--quant",
+      "--threads",
+      "--split",
+      "--edge",
+      "--wire",
+    ]
+  ) {
     assert.ok(r.stdout.includes(flag), flag);
   }
 });
