@@ -20,8 +20,10 @@ if (!existsSync(join(root, "node_modules/.bin/deno")) || missingNpm.length) {
     `setup: installing npm packages (Deno included; missing: ${missingNpm.join(", ") || "deno"}) …`,
   );
   run("npm install --no-audit --no-fund --loglevel=error");
-  // Let Deno lay out node_modules its way now: doing it inside the first `deno task` makes
-  // Deno 2.9's task runner panic (a node_modules/.bin entry vanishes under it).
+}
+// Let Deno lay out node_modules its way now (also after `npm ci`): doing it inside the first
+// `deno task` makes Deno 2.9's task runner panic (a node_modules/.bin entry vanishes under it).
+if (!existsSync(join(root, "node_modules/.deno"))) {
   run(`"${join(root, "node_modules/.bin/deno")}" install --quiet`);
 }
 
