@@ -36,6 +36,7 @@ import { headFlops, layerFlops, type Model, type ModelConfig } from "./model.ts"
 import type { SamplerOptions } from "./sampling.ts";
 import { encodeFrame, FLAG_NO_REPLY, FLAG_REPLAY, FLAG_TOKENS, type WireDtype } from "./wire.ts";
 import type { Reply, ReplyToken } from "./wire_reply.ts";
+import { type RetryOptions, withRetries } from "./retry.ts";
 
 /** Options of {@linkcode createSession}. */
 export interface SessionOptions {
@@ -324,12 +325,13 @@ export class SplitSession {
 
   /** Opens a new edge session and replays boundary rows [0, upTo) into it. */
   async #recover(upTo: number): Promise<void> {
-    this.#info = await this.#client.openSession({
-      model: this.#o.modelId,
-      split: this.split,
-      digest: this.#digest,
-      sampling: this.#o.sampling,
-    });
+    this.#info = await withRetries(() =>
+      this.#client.openSession({
+        model: this.#o.modelId,
+        split: this.split,
+        digest: this.#digest,
+        sampling: this.#o.sampling,
+      }), this.#retry);
     this.#seq = 0;
     this.stats.recoveries++;
     const max = this.#info.maxTokensPerFrame;
@@ -342,31 +344,25 @@ export class SplitSession {
 
   /** One request (retried with the same sequence number when no answer came). */
   async #post(frame: Uint8Array, n: number, flags: number, pos: number): Promise<Reply> {
-    for (let attempt = 0;; attempt++) {
+    return await withRetries(async () => {
       const t0 = performance.now();
       this.stats.roundTrips++;
       this.stats.bytesSent += frame.byteLength;
-      try {
-        const reply = await this.#client.forward(this.#info.id, frame, () => {});
-        this.stats.waitMs += performance.now() - t0;
-        this.stats.bytesReceived += reply.bytes;
-        this.stats.edgeMs += reply.edgeMs;
-        const heads = flags & FLAG_NO_REPLY ? 0 : flags & FLAG_TOKENS ? n : 1;
-        this.stats.edgeFlops += (this.config.nLayers - this.split) * this.#layerSum(pos, n) +
-          heads * headFlops(this.config);
-        this.#seq++;
-        return reply;
-      } catch (e) {
-        const retryable = e instanceof TandemError &&
-          (e.code === "network" || e.code === "rate_limited");
-        if (!retryable || attempt >= this.#o.retries) throw e;
-        const told = e.details?.retryAfterSeconds;
-        const wait = typeof told === "number"
-          ? told * 1000
-          : (this.#o.retryDelayMs ?? 20) * 2 ** attempt;
-        await new Promise((r) => setTimeout(r, wait));
-      }
-    }
+      const reply = await this.#client.forward(this.#info.id, frame, () => {});
+      this.stats.waitMs += performance.now() - t0;
+      this.stats.bytesReceived += reply.bytes;
+      this.stats.edgeMs += reply.edgeMs;
+      const heads = flags & FLAG_NO_REPLY ? 0 : flags & FLAG_TOKENS ? n : 1;
+      this.stats.edgeFlops += (this.config.nLayers - this.split) * this.#layerSum(pos, n) +
+        heads * headFlops(this.config);
+      this.#seq++;
+      return reply;
+    }, this.#retry);
+  }
+
+  /** The retry settings of this session's requests. */
+  get #retry(): RetryOptions {
+    return { retries: this.#o.retries, baseDelayMs: this.#o.retryDelayMs ?? 20 };
   }
 
   #layerSum(pos: number, n: number): number {
