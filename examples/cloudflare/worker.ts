@@ -17,6 +17,8 @@ interface Env {
   MODEL_URL: string;
   MODEL_ID?: string;
   TOKENIZER_URL?: string;
+  /** Comma-separated bearer keys (a wrangler secret); unset = an open edge. */
+  TANDEM_API_KEYS?: string;
 }
 
 let edge: Promise<EdgeApp> | undefined;
@@ -29,6 +31,7 @@ async function start(env: Env): Promise<EdgeApp> {
   });
   return await createEdgeApp({
     models: [spec],
+    apiKeys: env.TANDEM_API_KEYS?.split(",").filter(Boolean),
     engine: (m) => createEngine(m, { kernels: { module: kernels as WebAssembly.Module } }),
   });
 }

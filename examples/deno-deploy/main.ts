@@ -9,6 +9,7 @@
  * | `MODEL_URL`     | the edge shard (`deno task pack` → `edge.safetensors`) or a whole llama2.c checkpoint |
  * | `TOKENIZER_URL` | optional llama2.c tokenizer, enables `POST /v1/chat/completions` (whole models only) |
  * | `MODEL_ID`      | model id (default: the shard's own)                                       |
+ * | `TANDEM_API_KEYS` | comma-separated bearer keys (≥ 16 characters); unset = an open edge     |
  * | `PORT`          | port (default 8000; Deno Deploy sets its own)                             |
  *
  * ```sh
@@ -32,7 +33,8 @@ const spec = await edgeSpecFromBytes(await fetchBytes(modelUrl), {
   tokenizer: tokenizerUrl ? await fetchBytes(tokenizerUrl) : undefined,
   source: modelUrl,
 });
-const edge = await createEdgeApp({ models: [spec], engine: (m) => createEngine(m) });
+const apiKeys = Deno.env.get("TANDEM_API_KEYS")?.split(",").filter(Boolean);
+const edge = await createEdgeApp({ models: [spec], engine: (m) => createEngine(m), apiKeys });
 
 Deno.serve({
   port: Number(Deno.env.get("PORT") ?? 8000),
