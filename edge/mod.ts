@@ -23,3 +23,4 @@ export { edgeSpecFromBytes, type EdgeSpecOptions, fetchBytes } from "./load_spec
 export { statusOf } from "./http_errors.ts";
 export type { SessionLimits, SessionStore } from "./sessions.ts";
 export type { EdgeSession } from "./split_forward.ts";
+export type { RateLimit, RateLimiter } from "./rate_limit.ts";
