@@ -22,11 +22,7 @@ export {
   createEngine,
   type CreateEngineOptions,
 } from "./runtime/create_engine.ts";
-export {
-  type EngineQuant,
-  WasmEngine,
-  type WasmEngineOptions,
-} from "./runtime/wasm_engine.ts";
+export { type EngineQuant, WasmEngine, type WasmEngineOptions } from "./runtime/wasm_engine.ts";
 export { WasmCache } from "./runtime/wasm_cache.ts";
 export {
   type Flavor,
