@@ -48,12 +48,8 @@ edge.dispose();
 
 const s = session.stats;
 console.log(
-  `\n\n${s.tokens} tokens split at layer 2; ${
-    (s.bytesSent / s.tokens).toFixed(0)
-  } B/token up, ` +
+  `\n\n${s.tokens} tokens split at layer 2; ${(s.bytesSent / s.tokens).toFixed(0)} B/token up, ` +
     `${(s.bytesReceived / s.tokens).toFixed(0)} B/token down; ` +
-    `edge FLOPs ${
-      (100 * s.edgeFlops / (s.edgeFlops + s.deviceFlops)).toFixed(0)
-    }%`,
+    `edge FLOPs ${(100 * s.edgeFlops / (s.edgeFlops + s.deviceFlops)).toFixed(0)}%`,
 );
 console.log(`same text as all-local: ${split === local}`);
