@@ -22,9 +22,8 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
-import { createEdgeApp } from "../app.ts";
-import { edgeSpecFromBytes, fetchBytes } from "../load_spec.ts";
+import { fetchBytes } from "../load_spec.ts";
+import { runHostCli } from "./_cli.ts";
 
 /** A running server. */
 export interface ServedEdge {
@@ -80,31 +79,9 @@ export async function readSource(spec: string): Promise<Uint8Array> {
   return /^https?:\/\//.test(spec) ? await fetchBytes(spec) : await Deno.readFile(spec);
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      model: { type: "string" },
-      tokenizer: { type: "string" },
-      id: { type: "string" },
-      port: { type: "string", default: "8787" },
-      hostname: { type: "string", default: "127.0.0.1" },
-    },
-  });
-  if (!values.model) {
-    console.error(
-      "usage: deno run -A edge/hosts/deno.ts --model PATH|URL [--tokenizer PATH|URL] [--id ID] [--port N]",
-    );
-    Deno.exit(2);
-  }
-  const spec = await edgeSpecFromBytes(await readSource(values.model), {
-    id: values.id,
-    tokenizer: values.tokenizer ? await readSource(values.tokenizer) : undefined,
-    source: values.model,
-  });
-  const edge = await createEdgeApp({ models: [spec] });
-  const served = serveEdge(edge.fetch, { port: Number(values.port), hostname: values.hostname });
-  console.log(`tandem edge serving ${spec.id} on ${served.url}`);
+if (import.meta.main) {
+  const serve = (h: (r: Request) => Promise<Response>, o: { port: number; hostname: string }) =>
+    Promise.resolve(serveEdge(h, o));
+  const url = await runHostCli(Deno.args, { read: readSource, serve });
+  if (!url) Deno.exit(2);
 }
-
-if (import.meta.main) await main();
