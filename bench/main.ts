@@ -12,6 +12,7 @@ const benches: Record<string, string> = {
   load: "./load.ts",
   kernels: "./kernels.ts",
   engine: "./engine.ts",
+  router: "./router.ts",
 };
 
 const [name, ...args] = Deno.args;

@@ -39,17 +39,18 @@ function wholeFlops(m: ModelProfile, prompt: number, tokens: number): number {
 }
 
 /**
- * Predicts one split point: 0 = all-cloud, 1..L-1 = split at K, L = all-local.
+ * Predicts one split point: 0 = all-cloud, 1..L-1 = split at K, L = all-local; a split
+ * drafts as `input.speculation[K]` says unless `draft` is false.
  *
  * @example
  * ```ts
  * import { predictSplit } from "./cost_model.ts";
  * import type { RouterInput } from "./types.ts";
  * declare const input: RouterInput;
- * console.log(predictSplit(input, 0).ttftMs);
+ * console.log(predictSplit(input, 0).ttftMs, predictSplit(input, 3, false).totalMs);
  * ```
  */
-export function predictSplit(input: RouterInput, split: number): Prediction {
+export function predictSplit(input: RouterInput, split: number, draft = true): Prediction {
   const { model: m, query, device, network: net, edge, wire } = input;
   const L = m.nLayers;
   const n = Math.max(1, query.promptTokens);
@@ -59,8 +60,11 @@ export function predictSplit(input: RouterInput, split: number): Prediction {
   const upMs = (b: number) => 1000 * b / net.upBytesPerSec;
   const downMs = (b: number) => 1000 * b / net.downBytesPerSec;
   const whole = wholeFlops(m, n, N);
-  const done = (p: Omit<Prediction, "cloudShare" | "cost" | "tokensPerSec">): Prediction => ({
+  const done = (
+    p: Omit<Prediction, "cloudShare" | "cost" | "tokensPerSec" | "drafting">,
+  ): Prediction => ({
     ...p,
+    drafting: false,
     cloudShare: p.edgeFlops / whole,
     cost: p.edgeFlops * edge.pricePerFlop,
     tokensPerSec: N > 1 ? 1000 * (N - 1) / Math.max(1e-9, p.totalMs - p.ttftMs) : Infinity,
@@ -102,7 +106,8 @@ export function predictSplit(input: RouterInput, split: number): Prediction {
     });
   }
   const K = split;
-  const spec = input.speculation?.[K] ?? { tokensPerRoundTrip: 1, rowsPerToken: 1 };
+  const spec = (draft ? input.speculation?.[K] : undefined) ??
+    { tokensPerRoundTrip: 1, rowsPerToken: 1 };
   const E = Math.max(1, spec.tokensPerRoundTrip);
   const rows = Math.max(1, spec.rowsPerToken);
   const steps = Math.ceil((N - 1) / E);
@@ -119,7 +124,7 @@ export function predictSplit(input: RouterInput, split: number): Prediction {
     upMs(rtUp) + net.rttMs + edge.queueMs +
     edgeMs(rtRows * ((L - K) * m.layerFlops(ctx) + m.headFlops)) + downMs(rtDown);
   const decodeRows = (N - 1) * rows;
-  return done({
+  const p = done({
     split: K,
     deviceFlops: rowsFlops(m, K, 0, n) + decodeRows * (K * m.layerFlops(ctx) +
           (E > 1 ? m.headFlops : 0)),
@@ -131,6 +136,7 @@ export function predictSplit(input: RouterInput, split: number): Prediction {
     ttftMs,
     totalMs: ttftMs + steps * rtMs,
   });
+  return { ...p, drafting: E > 1 };
 }
 
 /**

@@ -13,6 +13,7 @@
  * | `minTokensPerSec`| 12      | decoding at least this fast (reading speed is ~5 tokens/s)      |
  * | `draftTop1`      | 0.4     | keep drafting while the early-exit top-1 probability ≥ this     |
  * | `maxDraft`       | 6       | most drafts per round trip                                     |
+ * | `savingsTolerance` | 0.05  | routes within 5 points of cloud share of the cheapest count as equally cheap: the fastest wins |
  * | `localTop1`      | 1.01    | emit an early-exit token unverified when top-1 ≥ this (off: on stories260K no threshold keeps 99% agreement) |
  *
  * @example
@@ -27,7 +28,7 @@
  * @module
  */
 
-import { maxDeviceLayers, predictAll } from "./cost_model.ts";
+import { maxDeviceLayers, predictAll, predictSplit } from "./cost_model.ts";
 import type {
   Confidence,
   Decision,
@@ -50,6 +51,8 @@ export interface Thresholds {
   draftTop1: number;
   /** Most drafts per round trip. */
   maxDraft: number;
+  /** Routes whose cloud share is within this of the cheapest count as equally cheap. */
+  savingsTolerance: number;
   /** Emit an early-exit token without the edge when its top-1 probability is at least this. */
   localTop1: number;
 }
@@ -61,6 +64,7 @@ export const DEFAULT_THRESHOLDS: Thresholds = {
   minTokensPerSec: 12,
   draftTop1: 0.4,
   maxDraft: 6,
+  savingsTolerance: 0.05,
   localTop1: 1.01,
 };
 
@@ -101,7 +105,10 @@ export class DefaultPolicy implements Policy {
     const ttftLimit = base.ttftMs * t.ttftRatio + t.ttftSlackMs;
     const rejected: string[] = [];
     const ok: Prediction[] = [];
-    for (const p of all.slice(1, deepest + 1)) {
+    const candidates = all.slice(1, deepest + 1).flatMap((p) =>
+      p.drafting ? [p, predictSplit(input, p.split, false)] : [p]
+    );
+    for (const p of candidates) {
       if (!input.edge.available && p.split < L) continue;
       if (p.ttftMs > ttftLimit) {
         rejected.push(`K=${p.split} TTFT ${ms(p.ttftMs)} > ${ms(ttftLimit)}`);
@@ -109,11 +116,14 @@ export class DefaultPolicy implements Policy {
         rejected.push(`K=${p.split} ${p.tokensPerSec.toFixed(1)} tok/s < ${t.minTokensPerSec}`);
       } else ok.push(p);
     }
-    const drafts = (k: number) => (routeOf(k, L) === "split" ? t.maxDraft : 0);
     if (ok.length > 0) {
-      ok.sort((a, b) => a.cost - b.cost || a.totalMs - b.totalMs || b.split - a.split);
-      const p = ok[0];
-      return this.#decision(p, base, L, drafts(p.split), describe(p, base, L));
+      // Cheapest, then the fastest among those about as cheap.
+      const cheapest = Math.min(...ok.map((p) => p.cloudShare));
+      const near = ok.filter((p) => p.cloudShare <= cheapest + t.savingsTolerance + 1e-12);
+      near.sort((a, b) => a.totalMs - b.totalMs || a.cost - b.cost || b.split - a.split);
+      const p = near[0];
+      const draft = p.drafting ? `, drafting up to ${t.maxDraft}` : "";
+      return this.#decision(p, base, L, p.drafting ? t.maxDraft : 0, describe(p, base, L) + draft);
     }
     if (input.edge.available) {
       const why = deepest === 0

@@ -154,6 +154,8 @@ export interface Prediction {
   tokensPerSec: number;
   /** edgeFlops × price. */
   cost: number;
+  /** Whether this prediction assumes self-speculative drafting. */
+  drafting: boolean;
 }
 
 /** A policy's answer for one query: route, split, drafting, why, and what it expects. */

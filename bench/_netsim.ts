@@ -1,0 +1,119 @@
+/**
+ * A loopback proxy that makes real HTTP traffic look like a mobile network: each request waits
+ * half a round trip (plus seeded jitter) and its body's transfer time at the uplink rate before
+ * it reaches the edge; each answer chunk waits half a round trip once, then its transfer time at
+ * the downlink rate, in order (so streamed answers stay streamed). Counts bytes both ways.
+ *
+ * @example
+ * ```ts
+ * import { PROFILES, startProxy } from "./_netsim.ts";
+ * const proxy = startProxy("http://127.0.0.1:8787", PROFILES.good4g, 1);
+ * await fetch(`${proxy.url}/healthz`);
+ * console.log(proxy.bytesUp, proxy.bytesDown);
+ * await proxy.close();
+ * ```
+ *
+ * @module
+ */
+
+/** A network profile. */
+export interface NetProfile {
+  /** Name shown in tables. */
+  name: string;
+  /** Round-trip time, ms. */
+  rttMs: number;
+  /** Jitter: each half trip varies uniformly by ± this / 2, ms. */
+  jitterMs: number;
+  /** Uplink, bytes/s. */
+  upBytesPerSec: number;
+  /** Downlink, bytes/s. */
+  downBytesPerSec: number;
+}
+
+/** The bench's profiles. */
+export const PROFILES: Record<string, NetProfile> = {
+  lan: { name: "LAN", rttMs: 2, jitterMs: 0.5, upBytesPerSec: 12.5e6, downBytesPerSec: 12.5e6 },
+  good4g: { name: "good 4G", rttMs: 50, jitterMs: 10, upBytesPerSec: 1.25e6, downBytesPerSec: 4e6 },
+  poor3g: {
+    name: "poor 3G",
+    rttMs: 300,
+    jitterMs: 80,
+    upBytesPerSec: 5e4,
+    downBytesPerSec: 1.25e5,
+  },
+};
+
+/** A running proxy. */
+export interface Proxy {
+  /** Base URL to use instead of the edge's. */
+  url: string;
+  /** Body bytes sent to the edge. */
+  bytesUp: number;
+  /** Body bytes received from the edge. */
+  bytesDown: number;
+  /** Requests forwarded. */
+  requests: number;
+  /** Stops the proxy. */
+  close(): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
+
+/** Starts a proxy in front of `target` with a profile and a jitter seed. */
+export function startProxy(target: string, p: NetProfile, seed: number): Proxy {
+  let s = seed >>> 0 || 1;
+  const jitter = () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return (s / 2 ** 32 - 0.5) * p.jitterMs;
+  };
+  const ac = new AbortController();
+  const proxy: Proxy = { url: "", bytesUp: 0, bytesDown: 0, requests: 0, close: async () => {} };
+  const handler = async (req: Request): Promise<Response> => {
+    const body = req.method === "GET" || req.method === "HEAD"
+      ? undefined
+      : new Uint8Array(await req.arrayBuffer());
+    const up = body?.byteLength ?? 0;
+    proxy.bytesUp += up;
+    proxy.requests++;
+    await sleep(p.rttMs / 2 + jitter() + 1000 * up / p.upBytesPerSec);
+    const u = new URL(req.url);
+    const res = await fetch(target + u.pathname + u.search, {
+      method: req.method,
+      headers: req.headers,
+      body,
+    });
+    const downHalf = p.rttMs / 2 + jitter();
+    if (!res.body) {
+      await sleep(downHalf);
+      return new Response(null, { status: res.status, headers: res.headers });
+    }
+    let first = true;
+    let clock = 0; // when the downlink is free again
+    const delayed = res.body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        async transform(chunk, ctl) {
+          proxy.bytesDown += chunk.byteLength;
+          const now = performance.now();
+          if (first) {
+            clock = now + downHalf;
+            first = false;
+          }
+          clock = Math.max(clock, now) + 1000 * chunk.byteLength / p.downBytesPerSec;
+          await sleep(clock - performance.now());
+          ctl.enqueue(chunk);
+        },
+      }),
+    );
+    return new Response(delayed, { status: res.status, headers: res.headers });
+  };
+  const server = Deno.serve(
+    { port: 0, hostname: "127.0.0.1", signal: ac.signal, onListen: () => {} },
+    handler,
+  );
+  proxy.url = `http://127.0.0.1:${server.addr.port}`;
+  proxy.close = async () => {
+    ac.abort();
+    await server.finished;
+  };
+  return proxy;
+}

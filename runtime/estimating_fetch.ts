@@ -1,0 +1,77 @@
+/**
+ * A `fetch` that feeds every request it makes into a {@linkcode NetworkEstimator}: wall time
+ * from sending to the last byte of the answer, bytes each way, and the edge's own compute
+ * time when the answer says it (`edgeMs` in the NDJSON closing line is not read: the header
+ * `server-timing` is, when present). Hand it to `createSession({ fetch })`.
+ *
+ * @example
+ * ```ts
+ * import { estimatingFetch } from "./estimating_fetch.ts";
+ * import { NetworkEstimator } from "./router/network.ts";
+ * const net = new NetworkEstimator();
+ * const f = estimatingFetch(net);
+ * await (await f("http://127.0.0.1:8787/healthz")).text();
+ * console.log(net.state.rttMs);
+ * ```
+ *
+ * @module
+ */
+
+import type { NetworkEstimator } from "./router/network.ts";
+
+function bodyBytes(body: BodyInit | null | undefined): number {
+  if (!body) return 0;
+  if (typeof body === "string") return new TextEncoder().encode(body).byteLength;
+  if (body instanceof ArrayBuffer) return body.byteLength;
+  if (ArrayBuffer.isView(body)) return body.byteLength;
+  return 0;
+}
+
+/**
+ * Wraps `inner` (default: the global fetch) so each completed request updates `estimator`.
+ *
+ * @example
+ * ```ts
+ * import { estimatingFetch } from "./estimating_fetch.ts";
+ * import { NetworkEstimator } from "./router/network.ts";
+ * const f: typeof fetch = estimatingFetch(new NetworkEstimator());
+ * ```
+ */
+export function estimatingFetch(
+  estimator: NetworkEstimator,
+  inner: typeof fetch = globalThis.fetch.bind(globalThis),
+): typeof fetch {
+  return async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+    const t0 = performance.now();
+    const up = bodyBytes(init?.body);
+    const res = await inner(input, init);
+    const timing = /dur=([\d.]+)/.exec(res.headers.get("server-timing") ?? "");
+    const serverMs = timing ? Number(timing[1]) : 0;
+    if (!res.body) {
+      estimator.observe({ wallMs: performance.now() - t0, bytesUp: up, bytesDown: 0, serverMs });
+      return res;
+    }
+    let down = 0;
+    const counted = res.body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, ctl) {
+          down += chunk.byteLength;
+          ctl.enqueue(chunk);
+        },
+        flush() {
+          estimator.observe({
+            wallMs: performance.now() - t0,
+            bytesUp: up,
+            bytesDown: down,
+            serverMs,
+          });
+        },
+      }),
+    );
+    return new Response(counted, {
+      status: res.status,
+      statusText: res.statusText,
+      headers: res.headers,
+    });
+  };
+}
