@@ -13,6 +13,7 @@ const benches: Record<string, string> = {
   kernels: "./kernels.ts",
   engine: "./engine.ts",
   router: "./router.ts",
+  wire: "./wire.ts",
 };
 
 const [name, ...args] = Deno.args;
