@@ -7,7 +7,7 @@
  * | bytes      | bytes per decoded token each way, per wire dtype, from real sessions; int8/f16 reconstruction error | f32 |
  * | throughput | edge decode frames/s: the engine alone; the app in process; over HTTP on loopback with 1 and N concurrent sessions | the engine alone |
  *
- * Writes bench/results/wire.json. `--quick` uses fewer tokens and sessions (well under a minute).
+ * Writes bench/results/wire.json (wire-quick.json with `--quick`). `--quick` uses fewer tokens and sessions (well under a minute).
  *
  * @module
  */
@@ -203,7 +203,7 @@ export async function run(args: string[]): Promise<void> {
         `${(rates[`http${many}`] / base).toFixed(2)}x`,
       ],
     ]);
-    const path = await writeResults("wire", {
+    const path = await writeResults(quick ? "wire-quick" : "wire", {
       quick,
       steps,
       split: K,
