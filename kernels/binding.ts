@@ -32,7 +32,7 @@ export type Flavor = "relaxed" | "simd";
 
 /** Raw exports of the kernels (pointers are byte offsets into the memory). */
 export interface KernelExports {
-  /** f32 matmul over rows [r0, r1); see src/matmul_f32.rs. */
+  /** f32 matmul over rows [r0, r1), weights row-tiled (layout.ts); see src/matmul_f32.rs. */
   matmul_f32(
     out: number,
     x: number,
@@ -44,7 +44,7 @@ export interface KernelExports {
     r0: number,
     r1: number,
   ): void;
-  /** q8_0 weights × quantized activations. */
+  /** q8_0 weights (row-tiled, layout.ts) × quantized activations. */
   matmul_q8(
     out: number,
     act: number,
@@ -57,7 +57,7 @@ export interface KernelExports {
     r0: number,
     r1: number,
   ): void;
-  /** q8_0 weights × f32 activations. */
+  /** q8_0 weights (row-tiled) × f32 activations. */
   matmul_q8f(
     out: number,
     x: number,
@@ -70,7 +70,7 @@ export interface KernelExports {
     r0: number,
     r1: number,
   ): void;
-  /** q4_0 weights × quantized activations. */
+  /** q4_0 weights (row-tiled) × quantized activations. */
   matmul_q4(
     out: number,
     act: number,
@@ -230,16 +230,17 @@ export function detectFlavor(): { flavor: Flavor; reason: string } {
 /** Runs a relaxed int8 dot on known integers; false if this engine computes it wrongly. */
 function relaxedDotWorks(k: Kernels): boolean {
   const din = 64;
-  const x = k.alloc(4 * din), w = k.alloc(din), d = k.alloc(8), out = k.alloc(4);
+  // One row in the row-tiled layout (layout.ts): a tile of 4 rows, 2 blocks, rows 1..3 zero.
+  const x = k.alloc(4 * din), w = k.alloc(4 * din), d = k.alloc(32), out = k.alloc(4);
   const act = k.alloc(k.exports.act_bytes(1, din));
-  const xs = k.f32(x, din), ws = new Int8Array(k.memory.buffer, w, din);
+  const xs = k.f32(x, din), ws = new Int8Array(k.memory.buffer, w, 4 * din).fill(0);
   let want = 0;
   for (let i = 0; i < din; i++) {
     xs[i] = i === 0 ? 127 : ((i * 37) % 255) - 127;
-    ws[i] = ((i * 91) % 255) - 127;
-    want += xs[i] * ws[i];
+    ws[(i >> 5) * 128 + (i & 31)] = ((i * 91) % 255) - 127;
+    want += xs[i] * (((i * 91) % 255) - 127);
   }
-  k.f32(d, 2).fill(1);
+  k.f32(d, 8).set([1, 0, 0, 0, 1, 0, 0, 0]);
   k.exports.quantize_act(act, x, 1, din);
   k.exports.matmul_q8(out, act, w, d, 1, din, 1, 0, 0, 1);
   const got = k.f32(out, 1)[0];

@@ -27,9 +27,8 @@ import { ropeFrequencies } from "../kernels/ref.ts";
 import { checkForwardArgs, checkTokens, type Engine, type KVCache } from "./engine.ts";
 import { TandemError } from "./errors.ts";
 import { type Model, type ModelConfig, type ModelParts, validateModel } from "./model.ts";
-import { dequantizeRow } from "./quant.ts";
 import { WasmCache } from "./wasm_cache.ts";
-import { freeMatrix, matmul, quantView, uploadMatrix, type WasmMatrix } from "./wasm_weights.ts";
+import { freeMatrix, matmul, readRow, uploadMatrix, type WasmMatrix } from "./wasm_weights.ts";
 
 /** Weight precision of the wasm engine. */
 export type EngineQuant = "f32" | "q8" | "q4";
@@ -175,11 +174,8 @@ export class WasmEngine implements Engine {
     checkTokens(this.config, tokens);
     const dim = this.config.dim;
     const out = new Float32Array(tokens.length * dim);
-    const view = e.type === "f32" ? undefined : quantView(this.kernels, e);
     for (let t = 0; t < tokens.length; t++) {
-      const row = out.subarray(t * dim, (t + 1) * dim);
-      if (view) dequantizeRow(view, tokens[t], row);
-      else row.set(this.kernels.f32(e.ptr + tokens[t] * dim * 4, dim));
+      readRow(this.kernels, e, tokens[t], out.subarray(t * dim, (t + 1) * dim));
     }
     return out;
   }

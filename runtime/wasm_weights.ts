@@ -1,15 +1,17 @@
 /**
  * Weights of a {@linkcode WasmEngine} inside wasm memory: each matrix uploaded as f32 or
- * quantized at load (runtime/quant.ts), and a matmul that dispatches on the weight's type.
+ * quantized at load (runtime/quant.ts), stored in the kernels' row-tiled layout
+ * (kernels/layout.ts), and a matmul that dispatches on the weight's type.
  *
  * @module
  */
 
 import type { Kernels } from "../kernels/binding.ts";
+import { CHUNK, tiledRows, tileRows, untileRow } from "../kernels/layout.ts";
 import type { ThreadPool } from "../kernels/pool.ts";
-import { blocksPerRow, quantize, type QuantTensor, type QuantType } from "./quant.ts";
+import { blocksPerRow, quantize, type QuantType } from "./quant.ts";
 
-/** A weight matrix [rows, cols] in wasm memory. */
+/** A weight matrix [rows, cols] in wasm memory, row-tiled (kernels/layout.ts). */
 export interface WasmMatrix {
   /** Storage type. */
   type: "f32" | QuantType;
@@ -21,6 +23,8 @@ export interface WasmMatrix {
   ptr: number;
   /** q8_0/q4_0: the scales (0 for f32). */
   scales: number;
+  /** Bytes the matrix occupies (read once per decode token). */
+  bytes: number;
 }
 
 /** Copies (f32) or quantizes then copies a matrix w: [rows, cols] into wasm memory. */
@@ -31,9 +35,22 @@ export function uploadMatrix(
   cols: number,
   type: "f32" | QuantType,
 ): WasmMatrix {
-  if (type === "f32") return { type, rows, cols, ptr: k.put(w), scales: 0 };
+  if (type === "f32") {
+    const t = tileRows(w, rows, cols, CHUNK.f32);
+    return { type, rows, cols, ptr: k.put(t), scales: 0, bytes: t.byteLength };
+  }
   const q = quantize(type, w, rows, cols);
-  return { type, rows, cols, ptr: k.put(q.qs), scales: k.put(q.d) };
+  const nb = blocksPerRow(cols);
+  const qs = tileRows(q.qs, rows, q.qs.length / rows, CHUNK[type]);
+  const d = tileRows(q.d, rows, nb, CHUNK.scales);
+  return {
+    type,
+    rows,
+    cols,
+    ptr: k.put(qs),
+    scales: k.put(d),
+    bytes: qs.byteLength + d.byteLength,
+  };
 }
 
 /** Frees a matrix's memory. */
@@ -42,20 +59,29 @@ export function freeMatrix(k: Kernels, m: WasmMatrix): void {
   if (m.scales) k.free(m.scales);
 }
 
-/** A {@linkcode QuantTensor} viewing a quantized matrix in wasm memory (for row lookups). */
-export function quantView(k: Kernels, m: WasmMatrix): QuantTensor {
-  const nb = blocksPerRow(m.cols);
+/** Row r of a matrix in wasm memory, dequantized, into out: [cols]. */
+export function readRow(k: Kernels, m: WasmMatrix, r: number, out: Float32Array): void {
   const buf = k.memory.buffer;
-  const qs = m.type === "q8_0"
-    ? new Int8Array(buf, m.ptr, m.rows * nb * 32)
-    : new Uint8Array(buf, m.ptr, m.rows * nb * 16);
-  return {
-    type: m.type as QuantType,
-    rows: m.rows,
-    cols: m.cols,
-    qs,
-    d: k.f32(m.scales, m.rows * nb),
-  };
+  const R = tiledRows(m.rows);
+  if (m.type === "f32") {
+    untileRow(new Float32Array(buf, m.ptr, R * m.cols), m.cols, CHUNK.f32, r, out);
+    return;
+  }
+  const nb = blocksPerRow(m.cols);
+  const d = new Float32Array(nb);
+  untileRow(new Float32Array(buf, m.scales, R * nb), nb, CHUNK.scales, r, d);
+  if (m.type === "q8_0") {
+    const q = new Int8Array(nb * 32);
+    untileRow(new Int8Array(buf, m.ptr, R * nb * 32), nb * 32, CHUNK.q8_0, r, q);
+    for (let i = 0; i < m.cols; i++) out[i] = d[i >> 5] * q[i];
+  } else {
+    const q = new Uint8Array(nb * 16);
+    untileRow(new Uint8Array(buf, m.ptr, R * nb * 16), nb * 16, CHUNK.q4_0, r, q);
+    for (let i = 0; i < m.cols; i++) {
+      const j = i & 31, byte = q[(i >> 5) * 16 + (j & 15)];
+      out[i] = d[i >> 5] * ((j < 16 ? byte & 15 : byte >> 4) - 8);
+    }
+  }
 }
 
 /**

@@ -5,7 +5,8 @@ import { type Flavor, type Kernels, loadKernels } from "../kernels/binding.ts";
 import { ThreadPool } from "../kernels/pool.ts";
 import * as ref from "../kernels/ref.ts";
 import { matmulQuant, quantizeAct } from "../kernels/ref_quant.ts";
-import { quantize } from "../runtime/quant.ts";
+import { CHUNK, tileRows, untileRow } from "../kernels/layout.ts";
+import { blocksPerRow, quantize, type QuantTensor } from "../runtime/quant.ts";
 import { randf, relErr, rng } from "./_rand.ts";
 
 const FLAVORS: Flavor[] = ["relaxed", "simd"];
@@ -17,6 +18,9 @@ const SHAPES: [number, number, number][] = [
   [4, 77, 130],
   [2, 300, 9],
   [9, 96, 31],
+  [1, 13, 7],
+  [2, 65, 3],
+  [1, 576, 193],
 ];
 
 /** Runs `fn` with fresh kernels of each flavor. */
@@ -25,6 +29,34 @@ function eachFlavor(name: string, fn: (k: Kernels) => void | Promise<void>): voi
     Deno.test(`${name} (${flavor})`, async () => fn(await loadKernels({ flavor })));
   }
 }
+
+/** f32 weights [dout, din] in the kernels' row-tiled layout, in wasm memory. */
+function putF32(k: Kernels, w: Float32Array, dout: number, din: number): number {
+  return k.put(tileRows(w, dout, din, CHUNK.f32));
+}
+
+/** Quants and scales of q in the row-tiled layout, in wasm memory. */
+function putQuant(k: Kernels, q: QuantTensor): [number, number] {
+  const nb = blocksPerRow(q.cols);
+  return [
+    k.put(tileRows(q.qs, q.rows, q.qs.length / q.rows, CHUNK[q.type])),
+    k.put(tileRows(q.d, q.rows, nb, CHUNK.scales)),
+  ];
+}
+
+Deno.test("row tiling: every row round-trips, tails and padding included", () => {
+  const r = rng(9);
+  for (const [rows, len, chunk] of [[1, 1, 8], [5, 9, 8], [7, 64, 32], [4, 3, 1], [9, 48, 16]]) {
+    const w = randf(r, rows * len);
+    const t = tileRows(w, rows, len, chunk);
+    assert.equal(t.length, Math.ceil(rows / 4) * 4 * len);
+    const row = new Float32Array(len);
+    for (let i = 0; i < rows; i++) {
+      untileRow(t, len, chunk, i, row);
+      assert.deepEqual(row, w.subarray(i * len, (i + 1) * len));
+    }
+  }
+});
 
 function out(k: Kernels, len: number): [number, () => Float32Array] {
   const p = k.alloc(len * 4);
@@ -49,7 +81,8 @@ eachFlavor("matmul_f32 matches the reference, with and without bias", (k) => {
       const want = new Float32Array(n * dout);
       ref.matmul(want, x, w, n, din, dout, bias);
       const [po, got] = out(k, n * dout);
-      k.exports.matmul_f32(po, k.put(x), k.put(w), n, din, dout, bias ? k.put(bias) : 0, 0, dout);
+      const pw = putF32(k, w, dout, din);
+      k.exports.matmul_f32(po, k.put(x), pw, n, din, dout, bias ? k.put(bias) : 0, 0, dout);
       assert.ok(relErr(got(), want) < 1e-5, `[${n},${din}]→${dout}: ${relErr(got(), want)}`);
     }
   }
@@ -69,7 +102,8 @@ eachFlavor("quantize_act + matmul_q8/q4 match the quantized reference; q8f the f
       matmulQuant(want, refAct, type, q.qs, q.d, n, din, dout, bias);
       const [po, got] = out(k, n * dout);
       const fn = type === "q8_0" ? k.exports.matmul_q8 : k.exports.matmul_q4;
-      fn(po, act, k.put(q.qs), k.put(q.d), n, din, dout, k.put(bias), 0, dout);
+      const [pq, pd] = putQuant(k, q);
+      fn(po, act, pq, pd, n, din, dout, k.put(bias), 0, dout);
       assert.ok(
         relErr(got(), want) < 1e-5,
         `${type} [${n},${din}]→${dout}: ${relErr(got(), want)}`,
@@ -83,7 +117,7 @@ eachFlavor("quantize_act + matmul_q8/q4 match the quantized reference; q8f the f
           wPacked.set(wf.subarray(o * nb * 32, o * nb * 32 + din), o * din);
         }
         ref.matmul(deq, x, wPacked, n, din, dout, bias);
-        k.exports.matmul_q8f(po, px, k.put(q.qs), k.put(q.d), n, din, dout, k.put(bias), 0, dout);
+        k.exports.matmul_q8f(po, px, pq, pd, n, din, dout, k.put(bias), 0, dout);
         assert.ok(relErr(got(), deq) < 1e-5, `q8f [${n},${din}]→${dout}: ${relErr(got(), deq)}`);
       }
     }
@@ -180,12 +214,14 @@ Deno.test("two threads give the same bits as one, for every splittable kernel", 
     const x = k.put(randf(r, n * din)), w = randf(r, dout * din);
     const act = k.alloc(k.exports.act_bytes(n, din));
     k.exports.quantize_act(act, x, n, din);
-    const pw = k.put(w), q8 = quantize("q8_0", w, dout, din), q4 = quantize("q4_0", w, dout, din);
+    const pw = putF32(k, w, dout, din);
+    const q8 = putQuant(k, quantize("q8_0", w, dout, din));
+    const q4 = putQuant(k, quantize("q4_0", w, dout, din));
     const jobs: [string, (o: number) => number[], number][] = [
       ["matmul_f32", (o) => [o, x, pw, n, din, dout, 0], dout],
-      ["matmul_q8", (o) => [o, act, k.put(q8.qs), k.put(q8.d), n, din, dout, 0], dout],
-      ["matmul_q8f", (o) => [o, x, k.put(q8.qs), k.put(q8.d), n, din, dout, 0], dout],
-      ["matmul_q4", (o) => [o, act, k.put(q4.qs), k.put(q4.d), n, din, dout, 0], dout],
+      ["matmul_q8", (o) => [o, act, ...q8, n, din, dout, 0], dout],
+      ["matmul_q8f", (o) => [o, x, ...q8, n, din, dout, 0], dout],
+      ["matmul_q4", (o) => [o, act, ...q4, n, din, dout, 0], dout],
     ];
     for (const [name, args, rows] of jobs) {
       const [a, ga] = out(k, n * dout), [b, gb] = out(k, n * dout);

@@ -1,40 +1,80 @@
-//! int4 weight matmul, q4_0 layout (see `runtime/quant.ts`): per block of 32 weights, 16 bytes
-//! wq: u8 [dout, nb * 16] where byte j holds element j (low nibble) and j + 16 (high nibble),
-//! each stored as q + 8 with q in [-8, 7], and one scale wd: f32 [dout, nb].
+//! int4 weight matmul on q4_0 blocks (see `runtime/quant.ts`: per block of 32 weights, 16
+//! bytes where byte j holds element j (low nibble) and j + 16 (high nibble), each stored as
+//! q + 8 with q in [-8, 7], and one f32 scale), row-tiled like `matmul_q8`:
+//!
+//! - wq: u8 [ceil(dout / 4), nb, 4, 16]; wd: f32 [ceil(dout / 4), nb, 4].
 //!
 //! Activations are quantized on the fly (`quantize_act`). The nibbles (0..15) are already a
 //! valid 7-bit operand of the relaxed int8 dot, so sum(a * (q + 8)) is computed directly and
 //! the zero point removed with the block's activation sum: sum(a * q) = dot - 8 * sum(a).
+//! The four rows of a tile share each activation block's loads and its zero-point term.
+use crate::matmul_q8::store_tile;
 use crate::quant_act::{act_parts, Act};
-use crate::simd::{fmadd, for_rows, hsum, load};
+use crate::simd::{fmadd, lane, load};
 use core::arch::wasm32::*;
 
-/// Four i32 partial sums of sum(a * nibble) over one block of 32.
+/// Rows per tile.
+const TILE: usize = 4;
+
+/// One activation block as the dot wants it, and its zero-point term (lane 0: 8 * sum(a)).
+#[derive(Clone, Copy)]
+struct ABlock {
+    // relaxed: a, elements 0..16 and 16..32 (v[2], v[3] unused);
+    // plain: a widened to i16, elements 0..8, 8..16, 16..24, 24..32.
+    v: [v128; 4],
+    zero: v128,
+}
+
 #[inline(always)]
-unsafe fn block_dot(w: *const u8, a: &Act, k: usize) -> v128 {
-    let p = load(w);
-    let lo = v128_and(p, u8x16_splat(15)); // elements 0..16
-    let hi = u8x16_shr(p, 4); //               elements 16..32
+unsafe fn ablock(a: &Act, blk: usize) -> ABlock {
+    let k = blk * 32;
     let (x0, x1) = (load(a.qs.add(k)), load(a.qs.add(k + 16)));
+    let zero = i32x4_replace_lane::<0>(i32x4_splat(0), 8 * *a.sum.add(blk));
     #[cfg(target_feature = "relaxed-simd")]
     {
-        let s = i32x4_relaxed_dot_i8x16_i7x16_add(x0, lo, i32x4_splat(0));
-        i32x4_relaxed_dot_i8x16_i7x16_add(x1, hi, s)
+        ABlock { v: [x0, x1, x0, x1], zero }
     }
     #[cfg(not(target_feature = "relaxed-simd"))]
     {
-        let p0 = i32x4_dot_i16x8(u16x8_extend_low_u8x16(lo), i16x8_extend_low_i8x16(x0));
-        let p1 = i32x4_dot_i16x8(u16x8_extend_high_u8x16(lo), i16x8_extend_high_i8x16(x0));
-        let p2 = i32x4_dot_i16x8(u16x8_extend_low_u8x16(hi), i16x8_extend_low_i8x16(x1));
-        let p3 = i32x4_dot_i16x8(u16x8_extend_high_u8x16(hi), i16x8_extend_high_i8x16(x1));
-        i32x4_add(i32x4_add(p0, p1), i32x4_add(p2, p3))
+        ABlock {
+            v: [
+                i16x8_extend_low_i8x16(x0),
+                i16x8_extend_high_i8x16(x0),
+                i16x8_extend_low_i8x16(x1),
+                i16x8_extend_high_i8x16(x1),
+            ],
+            zero,
+        }
     }
 }
 
-/// out[t, o] = sum_i xq[t, i] * W[o, i] (+ bias[o]) for r0 <= o < r1, with x quantized in
-/// `act` by `quantize_act(act, x, n, din)`.
+/// Four i32 partial sums of sum(a * q) over one block of 32.
+#[inline(always)]
+unsafe fn block_dot(w: *const u8, a: &ABlock) -> v128 {
+    let p = load(w);
+    let mask = u8x16_splat(15);
+    let lo = v128_and(p, mask); //                 elements 0..16
+    let hi = v128_and(u16x8_shr(p, 4), mask); //   elements 16..32
+    #[cfg(target_feature = "relaxed-simd")]
+    let s = {
+        let s = i32x4_relaxed_dot_i8x16_i7x16_add(a.v[0], lo, i32x4_splat(0));
+        i32x4_relaxed_dot_i8x16_i7x16_add(a.v[1], hi, s)
+    };
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    let s = {
+        let p0 = i32x4_dot_i16x8(u16x8_extend_low_u8x16(lo), a.v[0]);
+        let p1 = i32x4_dot_i16x8(u16x8_extend_high_u8x16(lo), a.v[1]);
+        let p2 = i32x4_dot_i16x8(u16x8_extend_low_u8x16(hi), a.v[2]);
+        let p3 = i32x4_dot_i16x8(u16x8_extend_high_u8x16(hi), a.v[3]);
+        i32x4_add(i32x4_add(p0, p1), i32x4_add(p2, p3))
+    };
+    i32x4_sub(s, a.zero)
+}
+
+/// out[t, o] = sum_i xq[t, i] * W[o, i] (+ bias[o]) for r0 <= o < r1 (r0 a multiple of 4),
+/// with x quantized in `act` by `quantize_act(act, x, n, din)`.
 ///
-/// out: [n, dout]; wq: u8 [dout, nb * 16]; wd: f32 [dout, nb]; bias: [dout] or null.
+/// out: [n, dout]; wq, wd: row-tiled (module doc); bias: [dout] or null.
 #[no_mangle]
 pub unsafe extern "C" fn matmul_q4(
     out: *mut f32,
@@ -50,16 +90,23 @@ pub unsafe extern "C" fn matmul_q4(
 ) {
     let nb = din.div_ceil(32);
     let a = act_parts(act, n, nb);
-    for_rows(out, n, dout, bias, r0, r1, |o, t| {
-        let (wr, dr) = (wq.add(o * nb * 16), wd.add(o * nb));
-        let mut acc = f32x4_splat(0.0);
-        for b in 0..nb {
-            let blk = t * nb + b;
-            let zero = i32x4_replace_lane::<0>(i32x4_splat(0), 8 * *a.sum.add(blk));
-            let p = i32x4_sub(block_dot(wr.add(b * 16), &a, blk * 32), zero);
-            let scale = f32x4_splat(*dr.add(b) * *a.d.add(blk));
-            acc = fmadd(f32x4_convert_i32x4(p), scale, acc);
+    let mut o = r0;
+    while o < r1 {
+        let (tq, td) = (wq.add(o * nb * 16), wd.add(o * nb));
+        for t in 0..n {
+            let mut acc = [f32x4_splat(0.0); TILE];
+            for b in 0..nb {
+                let blk = t * nb + b;
+                let ab = ablock(&a, blk);
+                let sv = f32x4_mul(load(td.add(b * TILE)), f32x4_splat(*a.d.add(blk)));
+                let w = tq.add(b * TILE * 16);
+                acc[0] = fmadd(f32x4_convert_i32x4(block_dot(w, &ab)), lane::<0>(sv), acc[0]);
+                acc[1] = fmadd(f32x4_convert_i32x4(block_dot(w.add(16), &ab)), lane::<1>(sv), acc[1]);
+                acc[2] = fmadd(f32x4_convert_i32x4(block_dot(w.add(32), &ab)), lane::<2>(sv), acc[2]);
+                acc[3] = fmadd(f32x4_convert_i32x4(block_dot(w.add(48), &ab)), lane::<3>(sv), acc[3]);
+            }
+            store_tile(out, &acc, t, dout, bias, o, r1);
         }
-        hsum(acc)
-    });
+        o += TILE;
+    }
 }

@@ -52,32 +52,6 @@ pub unsafe fn dot_f32(a: *const f32, b: *const f32, len: usize) -> f32 {
     s
 }
 
-/// Four dot products of one weight row w with four activation rows x0..x3 (stride `stride`).
-#[inline(always)]
-pub unsafe fn dot4_f32(w: *const f32, x: *const f32, stride: usize, len: usize) -> [f32; 4] {
-    let (x0, x1, x2, x3) = (x, x.add(stride), x.add(2 * stride), x.add(3 * stride));
-    let (mut s0, mut s1, mut s2, mut s3) = (f32x4_splat(0.0), f32x4_splat(0.0), f32x4_splat(0.0), f32x4_splat(0.0));
-    let mut i = 0;
-    while i + 4 <= len {
-        let wv = load(w.add(i));
-        s0 = fmadd(wv, load(x0.add(i)), s0);
-        s1 = fmadd(wv, load(x1.add(i)), s1);
-        s2 = fmadd(wv, load(x2.add(i)), s2);
-        s3 = fmadd(wv, load(x3.add(i)), s3);
-        i += 4;
-    }
-    let mut s = [hsum(s0), hsum(s1), hsum(s2), hsum(s3)];
-    while i < len {
-        let wi = *w.add(i);
-        s[0] += wi * *x0.add(i);
-        s[1] += wi * *x1.add(i);
-        s[2] += wi * *x2.add(i);
-        s[3] += wi * *x3.add(i);
-        i += 1;
-    }
-    s
-}
-
 /// y[i] += a * x[i] for i < len.
 #[inline(always)]
 pub unsafe fn axpy(y: *mut f32, a: f32, x: *const f32, len: usize) {
@@ -117,23 +91,14 @@ pub fn exp(x: f64) -> f64 {
     p * f64::from_bits(((k as i64 + 1023) as u64) << 52)
 }
 
-/// Drives a matmul over rows [r0, r1) and n tokens: out[t, o] = f(o, t) + bias[o].
-/// Rows outermost, so a weight row stays in L1 while every token uses it.
+/// Lane L of an f32x4 in every lane.
 #[inline(always)]
-pub unsafe fn for_rows(
-    out: *mut f32,
-    n: usize,
-    dout: usize,
-    bias: *const f32,
-    r0: usize,
-    r1: usize,
-    mut f: impl FnMut(usize, usize) -> f32,
-) {
-    for o in r0..r1 {
-        let b = if bias.is_null() { 0.0 } else { *bias.add(o) };
-        for t in 0..n {
-            *out.add(t * dout + o) = f(o, t) + b;
-        }
+pub fn lane<const L: usize>(v: v128) -> v128 {
+    match L {
+        0 => i32x4_shuffle::<0, 0, 0, 0>(v, v),
+        1 => i32x4_shuffle::<1, 1, 1, 1>(v, v),
+        2 => i32x4_shuffle::<2, 2, 2, 2>(v, v),
+        _ => i32x4_shuffle::<3, 3, 3, 3>(v, v),
     }
 }
 
