@@ -14,6 +14,7 @@ import {
   type RouterInput,
 } from "../runtime/router/mod.ts";
 import { modelProfile } from "../runtime/cost.ts";
+import { estimatingFetch } from "../runtime/estimating_fetch.ts";
 import type { ModelConfig } from "../runtime/model.ts";
 
 // A Llama-7B-shaped model: compute matters, the boundary row is 4096 values.
@@ -187,4 +188,17 @@ Deno.test("Prometheus text: formats, escapes and parses back", () => {
     { name: "tandem_edge_sessions", labels: {}, value: 3 },
   ]);
   assert.throws(() => parsePrometheus("bad line here\n"), SyntaxError);
+});
+
+Deno.test("estimating fetch feeds each completed request into the estimator", async () => {
+  const net = new NetworkEstimator({ prior: { rttMs: 500 } });
+  const inner = (_: RequestInfo | URL, _init?: RequestInit) =>
+    new Promise<Response>((r) => setTimeout(() => r(new Response("x".repeat(50))), 20));
+  const f = estimatingFetch(net, inner as typeof fetch);
+  for (let i = 0; i < 3; i++) {
+    const res = await f("http://edge.invalid/v1/x", { method: "POST", body: new Uint8Array(100) });
+    assert.equal((await res.text()).length, 50);
+  }
+  assert.equal(net.samples, 3);
+  assert.ok(net.state.rttMs >= 15 && net.state.rttMs < 200, `rtt ${net.state.rttMs}`);
 });
