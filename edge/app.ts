@@ -93,10 +93,18 @@ export interface EdgeOptions {
   apiKeys?: readonly string[];
 }
 
+/** The routing core of an edge (a Hono app), as embedders and tests use it. */
+export interface EdgeRouter {
+  /** Handles a request given as a path (resolved against http://localhost), URL or Request. */
+  request(input: string | URL | Request, init?: RequestInit): Response | Promise<Response>;
+  /** Handles a request (what a host serves). */
+  fetch(request: Request): Response | Promise<Response>;
+}
+
 /** A ready edge. */
 export interface EdgeApp {
-  /** The Hono app. */
-  app: Hono;
+  /** The Hono app behind the edge. */
+  app: EdgeRouter;
   /** The fetch handler (what a host serves). */
   fetch: (request: Request) => Promise<Response>;
   /** The session table (for metrics and tests). */

@@ -16,7 +16,13 @@
  * @module
  */
 
-export { createEdgeApp, type EdgeApp, type EdgeLimits, type EdgeOptions } from "./app.ts";
+export {
+  createEdgeApp,
+  type EdgeApp,
+  type EdgeLimits,
+  type EdgeOptions,
+  type EdgeRouter,
+} from "./app.ts";
 export type { EdgeModel, EdgeModelSpec, EngineFactory } from "./models.ts";
 export { specFromShard } from "./models.ts";
 export { edgeSpecFromBytes, type EdgeSpecOptions, fetchBytes } from "./load_spec.ts";
