@@ -4,11 +4,15 @@
  * and every split call divides rows between them and the calling thread.
  *
  * Synchronisation is a control block in the shared memory, never a message per call: the
- * caller writes the job, bumps `GEN` (and notifies only when a worker sleeps), computes its own
- * rows, then polls `DONE`. Workers poll `GEN` briefly (calls of one forward pass come
- * microseconds apart; up to SPIN_US), then sleep in `Atomics.wait`. The caller never blocks, so the pool also
- * runs on a browser's main thread. Without shared memory or Workers the pool has one thread
- * and says why.
+ * caller writes the job, bumps `GEN` (and notifies only when a worker sleeps), then it and
+ * the workers claim chunks of rows one at a time by compare-exchange on `TICKET` (which
+ * carries the generation, so a late worker cannot claim from the next job). The caller keeps
+ * claiming until no chunk is left, then waits only for chunks already taken, polling `DONE`:
+ * a descheduled or sleeping worker costs at most one chunk's time, never its whole share.
+ * Workers poll `GEN` briefly (calls of one forward pass come microseconds apart; up to
+ * SPIN_US), then sleep in `Atomics.wait`. The caller never blocks, so the pool also runs on a
+ * browser's main thread. Without shared memory or Workers the pool has one thread and says
+ * why.
  *
  * @example
  * ```ts
@@ -45,7 +49,13 @@ const STACK_BYTES = 64 * 1024;
  * calls of one forward pass (the caller's own kernels, an uneven split), so that waking a
  * sleeping worker (100–300 µs here) is paid about once per token, not once per matmul.
  */
-const SPIN_US = 1000;
+const SPIN_US = 300;
+/**
+ * Chunks per thread of a split call: enough that whoever is left finishes the others' share
+ * when a thread is descheduled, few enough that claiming (one compare-exchange and one call
+ * from JS, ~0.1 µs) stays negligible.
+ */
+const CHUNKS_PER_THREAD = 8;
 /** Below this many multiply-adds a call runs on the caller alone. */
 export const MIN_SPLIT_WORK = 32768;
 
@@ -115,32 +125,50 @@ export class ThreadPool {
   }
 
   /**
-   * Runs `exports[name](...args, r0, r1)` over rows [0, rows), split across the threads in
-   * chunks that are multiples of `grain`. Calls with less than MIN_SPLIT_WORK multiply-adds
-   * (`work`) run on the caller alone. Returns when every row is done.
+   * Runs `exports[name](...args, r0, r1)` over rows [0, rows), in chunks of a multiple of
+   * `grain` rows (matmuls: 4, a weight tile) that the caller and the workers claim one at a
+   * time. Calls with less than MIN_SPLIT_WORK multiply-adds (`work`) run on the caller
+   * alone. Returns when every row is done.
    */
   run(name: Splittable, args: number[], rows: number, work = Infinity, grain = 4): void {
     const fn = this.#k.exports[name] as (...a: number[]) => void;
     const ctrl = this.#ctrl;
-    const nt = Math.min(this.threads, Math.ceil(rows / grain));
-    if (!ctrl || nt <= 1 || work < MIN_SPLIT_WORK) {
+    if (!ctrl || rows <= grain || work < MIN_SPLIT_WORK) {
       fn(...args, 0, rows);
       return;
     }
+    const units = Math.ceil(rows / grain);
+    const nchunks = Math.min(units, this.threads * CHUNKS_PER_THREAD, 0xfffe);
+    const chunk = Math.ceil(units / nchunks) * grain;
+    const count = Math.ceil(rows / chunk);
+    // Close the finished job's ticket before rewriting the job: a worker still holding the
+    // old generation can then claim nothing.
+    const gen = Atomics.load(ctrl, CTRL.GEN);
+    Atomics.store(ctrl, CTRL.TICKET, ((gen & 0xffff) << 16) | 0xffff);
     const a = this.#args!;
     for (let i = 0; i < args.length; i++) a[i] = args[i];
     ctrl[CTRL.FN] = SPLITTABLE.indexOf(name);
     ctrl[CTRL.ROWS] = rows;
     ctrl[CTRL.NARGS] = args.length;
-    ctrl[CTRL.NT] = nt;
-    ctrl[CTRL.GRAIN] = grain;
+    ctrl[CTRL.NCHUNKS] = count;
+    ctrl[CTRL.CHUNK] = chunk;
     Atomics.store(ctrl, CTRL.DONE, 0);
+    const g16 = (gen + 1) & 0xffff;
+    Atomics.store(ctrl, CTRL.TICKET, g16 << 16);
     Atomics.add(ctrl, CTRL.GEN, 1);
     if (Atomics.load(ctrl, CTRL.SLEEP) > 0) Atomics.notify(ctrl, CTRL.GEN);
-    const chunk = Math.ceil(rows / nt / grain) * grain;
-    fn(...args, 0, Math.min(chunk, rows));
-    const others = this.threads - 1;
-    while (Atomics.load(ctrl, CTRL.DONE) < others) { /* the workers finish within microseconds */ }
+    // Claim chunks until none is left (a slow or sleeping worker just gets fewer) ...
+    let mine = 0;
+    for (;;) {
+      const v = Atomics.load(ctrl, CTRL.TICKET);
+      const c = v & 0xffff;
+      if (c >= count) break;
+      if (Atomics.compareExchange(ctrl, CTRL.TICKET, v, v + 1) !== v) continue;
+      fn(...args, c * chunk, Math.min((c + 1) * chunk, rows));
+      mine++;
+    }
+    // ... then wait only for the chunks the workers took (microseconds each).
+    while (Atomics.load(ctrl, CTRL.DONE) + mine < count) { /* spin */ }
     if (Atomics.exchange(ctrl, CTRL.ERROR, 0) !== 0) {
       throw new Error(`Kernel ${name} failed in a worker`);
     }

@@ -223,11 +223,17 @@ Deno.test("two threads give the same bits as one, for every splittable kernel", 
       ["matmul_q8f", (o) => [o, x, ...q8, n, din, dout, 0], dout],
       ["matmul_q4", (o) => [o, act, ...q4, n, din, dout, 0], dout],
     ];
-    for (const [name, args, rows] of jobs) {
-      const [a, ga] = out(k, n * dout), [b, gb] = out(k, n * dout);
-      one.run(name as "matmul_f32", args(a), rows);
-      two.run(name as "matmul_f32", args(b), rows, Infinity);
-      assert.deepEqual(gb(), ga(), name);
+    // Many calls back to back: chunks are claimed by whoever is free, jobs follow each other
+    // within microseconds, and a worker may still be leaving the previous one.
+    for (let rep = 0; rep < 40; rep++) {
+      for (const [name, args, rows] of jobs) {
+        const [a, ga] = out(k, n * dout), [b, gb] = out(k, n * dout);
+        one.run(name as "matmul_f32", args(a), rows);
+        two.run(name as "matmul_f32", args(b), rows, Infinity);
+        assert.deepEqual(gb(), ga(), `${name} (call ${rep})`);
+        k.free(a);
+        k.free(b);
+      }
     }
     const [heads, kv, hd, pos] = [9, 3, 16, 20];
     const q = k.put(randf(r, heads * hd)),

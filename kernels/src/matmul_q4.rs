@@ -57,8 +57,9 @@ unsafe fn block_dot(w: *const u8, a: &ABlock) -> v128 {
     let hi = v128_and(u16x8_shr(p, 4), mask); //   elements 16..32
     #[cfg(target_feature = "relaxed-simd")]
     let s = {
-        let s = i32x4_relaxed_dot_i8x16_i7x16_add(a.v[0], lo, i32x4_splat(0));
-        i32x4_relaxed_dot_i8x16_i7x16_add(a.v[1], hi, s)
+        // |a · nibble| pairs stay below 2 · 127 · 15, so both halves add in i16 exactly.
+        let p = i16x8_add(i16x8_relaxed_dot_i8x16_i7x16(a.v[0], lo), i16x8_relaxed_dot_i8x16_i7x16(a.v[1], hi));
+        i32x4_extadd_pairwise_i16x8(p)
     };
     #[cfg(not(target_feature = "relaxed-simd"))]
     let s = {

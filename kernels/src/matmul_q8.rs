@@ -67,8 +67,11 @@ unsafe fn block_dot(w: *const i8, a: &ABlock) -> v128 {
         let [m0, m1, x0, x1] = a.v;
         let w0 = i8x16_sub(v128_xor(w0, m0), m0); // w * sign(a)
         let w1 = i8x16_sub(v128_xor(w1, m1), m1);
-        let p = i32x4_relaxed_dot_i8x16_i7x16_add(w0, x0, i32x4_splat(0));
-        i32x4_relaxed_dot_i8x16_i7x16_add(w1, x1, p)
+        // Pairwise i16 sums (one instruction each on x86), widened separately: two of them
+        // could reach 4 · 127² and overflow i16. Cheaper than two i32x4 relaxed dot-adds.
+        let p0 = i16x8_relaxed_dot_i8x16_i7x16(w0, x0);
+        let p1 = i16x8_relaxed_dot_i8x16_i7x16(w1, x1);
+        i32x4_add(i32x4_extadd_pairwise_i16x8(p0), i32x4_extadd_pairwise_i16x8(p1))
     }
     #[cfg(not(target_feature = "relaxed-simd"))]
     {
