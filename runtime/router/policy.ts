@@ -71,6 +71,8 @@ export const DEFAULT_THRESHOLDS: Thresholds = {
 const pct = (x: number) => `${Math.round(100 * x)}%`;
 const ms = (x: number) => `${x < 10 ? x.toFixed(1) : Math.round(x)} ms`;
 
+const name = (p: Prediction) => `K=${p.split}${p.drafting ? "+drafts" : ""}`;
+
 function routeOf(split: number, L: number): Route {
   return split <= 0 ? "cloud" : split >= L ? "local" : "split";
 }
@@ -111,9 +113,9 @@ export class DefaultPolicy implements Policy {
     for (const p of candidates) {
       if (!input.edge.available && p.split < L) continue;
       if (p.ttftMs > ttftLimit) {
-        rejected.push(`K=${p.split} TTFT ${ms(p.ttftMs)} > ${ms(ttftLimit)}`);
+        rejected.push(`${name(p)} TTFT ${ms(p.ttftMs)} > ${ms(ttftLimit)}`);
       } else if (p.tokensPerSec < t.minTokensPerSec) {
-        rejected.push(`K=${p.split} ${p.tokensPerSec.toFixed(1)} tok/s < ${t.minTokensPerSec}`);
+        rejected.push(`${name(p)} ${p.tokensPerSec.toFixed(1)} tok/s < ${t.minTokensPerSec}`);
       } else ok.push(p);
     }
     if (ok.length > 0) {
