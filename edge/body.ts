@@ -39,7 +39,14 @@ export async function readBytes(request: Request, limit: number): Promise<Uint8A
   let size = 0;
   const reader = request.body.getReader();
   while (true) {
-    const { done, value } = await reader.read();
+    let chunk: ReadableStreamReadResult<Uint8Array>;
+    try {
+      chunk = await reader.read();
+    } catch {
+      // The client went away (or broke the connection) mid-body: its fault, not a bug.
+      throw new TandemError("bad_request", "Cannot read request: the body ended early");
+    }
+    const { done, value } = chunk;
     if (done) break;
     size += value.byteLength;
     if (size > limit) {
