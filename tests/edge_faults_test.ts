@@ -184,6 +184,7 @@ Deno.test("withRetries: retries network errors and 429s (waiting Retry-After), n
   let calls = 0;
   const value = await withRetries(async (i) => {
     calls++;
+    await Promise.resolve();
     if (i === 0) throw new TandemError("network", "reset");
     if (i === 1) throw new TandemError("rate_limited", "slow down", { retryAfterSeconds: 0.01 });
     return "ok";
