@@ -19,6 +19,7 @@ const model = parseLlama2c(await Deno.readFile(MODEL_PATH));
 const ID = "stories260K";
 const PROMPT = [1, 403, 407, 261];
 const N = 60;
+const KEY = "fault-test-key-0123456789";
 const want = [...generate(new RefEngine(model), PROMPT, { maxTokens: N, stopAtEos: false })];
 
 function freePort(): number {
@@ -44,6 +45,7 @@ async function startEdgeProcess(port: number): Promise<Deno.ChildProcess> {
     ],
     stdout: "piped",
     stderr: "null",
+    env: { TANDEM_API_KEYS: KEY },
   }).spawn();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let out = "";
@@ -76,6 +78,7 @@ Deno.test("edge process killed (SIGKILL) and restarted mid-generation: the strea
     modelId: ID,
     split: 2,
     edge: `http://127.0.0.1:${port}`,
+    apiKey: KEY,
     retries: 12,
     retryDelayMs: 25,
   });

@@ -8,6 +8,7 @@
 
 import { parseArgs } from "node:util";
 import { createEdgeApp } from "../app.ts";
+import { parseApiKeys } from "../auth.ts";
 import { edgeSpecFromBytes } from "../load_spec.ts";
 
 /** What a host supplies: how to read a path or URL, and how to serve a handler. */
@@ -19,6 +20,8 @@ export interface HostIo {
     handler: (request: Request) => Promise<Response>,
     options: { port: number; hostname: string },
   ): Promise<{ url: string }>;
+  /** Reads an environment variable (API keys come from `TANDEM_API_KEYS`). */
+  env?(name: string): string | undefined;
 }
 
 const USAGE = "usage: --model PATH|URL [--tokenizer PATH|URL] [--id ID] [--port N] [--hostname H]";
@@ -53,11 +56,17 @@ export async function runHostCli(argv: string[], io: HostIo): Promise<string | u
     tokenizer: values.tokenizer ? await io.read(values.tokenizer) : undefined,
     source: values.model,
   });
-  const edge = await createEdgeApp({ models: [spec] });
+  const apiKeys = parseApiKeys(io.env?.("TANDEM_API_KEYS"));
+  const edge = await createEdgeApp({ models: [spec], apiKeys });
   const { url } = await io.serve(edge.fetch, {
     port: Number(values.port),
     hostname: values.hostname,
   });
   console.log(`tandem edge serving ${spec.id} on ${url}`);
+  console.error(
+    apiKeys.length
+      ? `auth: ${apiKeys.length} API key(s) from TANDEM_API_KEYS`
+      : "WARNING: no API keys (TANDEM_API_KEYS is unset): this edge is open to anyone who can reach it; for loopback development only",
+  );
   return url;
 }

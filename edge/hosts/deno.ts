@@ -82,6 +82,10 @@ export async function readSource(spec: string): Promise<Uint8Array> {
 if (import.meta.main) {
   const serve = (h: (r: Request) => Promise<Response>, o: { port: number; hostname: string }) =>
     Promise.resolve(serveEdge(h, o));
-  const url = await runHostCli(Deno.args, { read: readSource, serve });
+  const url = await runHostCli(Deno.args, {
+    read: readSource,
+    serve,
+    env: (name) => Deno.env.get(name),
+  });
   if (!url) Deno.exit(2);
 }

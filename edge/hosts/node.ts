@@ -85,6 +85,10 @@ export async function readSource(spec: string): Promise<Uint8Array> {
 
 const entry = process.argv[1];
 if (entry && import.meta.url === pathToFileURL(entry).href) {
-  const url = await runHostCli(process.argv.slice(2), { read: readSource, serve: serveNode });
+  const url = await runHostCli(process.argv.slice(2), {
+    read: readSource,
+    serve: serveNode,
+    env: (name) => process.env[name],
+  });
   if (!url) process.exitCode = 2;
 }
