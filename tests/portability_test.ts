@@ -6,6 +6,8 @@ const ROOT = new URL("../", import.meta.url);
 
 /** Host-specific adapters: the only files in the core folders allowed to touch host APIs. */
 const ADAPTERS = new Set(["kernels/_worker_src.ts"]);
+/** Host adapter folders (one per host), skipped whole. */
+const ADAPTER_DIRS = new Set(["edge/hosts", "edge/workerd"]);
 
 /** Drops comments (doc examples may show host code) and string contents of a TS source. */
 function codeOnly(src: string): string {
@@ -17,7 +19,7 @@ function codeOnly(src: string): string {
 async function* tsFiles(dir: string): AsyncGenerator<string> {
   for await (const e of Deno.readDir(new URL(dir, ROOT))) {
     const path = `${dir}/${e.name}`;
-    if (e.isDirectory && e.name !== "target" && e.name !== "hosts") yield* tsFiles(path);
+    if (e.isDirectory && e.name !== "target" && !ADAPTER_DIRS.has(path)) yield* tsFiles(path);
     else if (e.isFile && e.name.endsWith(".ts")) yield path;
   }
 }
