@@ -1,8 +1,8 @@
 /**
  * The fast engine: the reference forward pass ({@linkcode RefEngine}) on the wasm kernels,
- * with weights kept f32 or quantized at load (`q8` → q8_0, `q4` → q4_0; the embedding and
- * classifier stay q8_0 in both, as llama.cpp keeps its output layer at higher precision),
- * matmuls split across a thread pool, and the KV cache in f32 inside wasm memory.
+ * with weights kept f32 or quantized at load (`q8` → q8_0; `q4` → q4_0 with the sensitive
+ * matrices in q8_0, see {@linkcode weightPlan}), matmuls split across a thread pool, and the
+ * KV cache in f32 inside wasm memory.
  *
  * Read {@linkcode WasmEngine.forward} beside runtime/forward.ts: the same block, on pointers.
  *
@@ -28,7 +28,14 @@ import { checkForwardArgs, checkTokens, type Engine, type KVCache } from "./engi
 import { TandemError } from "./errors.ts";
 import { type Model, type ModelConfig, type ModelParts, validateModel } from "./model.ts";
 import { WasmCache } from "./wasm_cache.ts";
-import { freeMatrix, matmul, readRow, uploadMatrix, type WasmMatrix } from "./wasm_weights.ts";
+import {
+  freeMatrix,
+  matmul,
+  readRow,
+  uploadMatrix,
+  type WasmMatrix,
+  type WeightType,
+} from "./wasm_weights.ts";
 
 /** Weight precision of the wasm engine. */
 export type EngineQuant = "f32" | "q8" | "q4";
@@ -41,6 +48,51 @@ export interface WasmEngineOptions {
   threads?: number;
   /** How to load the kernels (e.g. a precompiled module on workerd). */
   kernels?: LoadKernelsOptions;
+  /**
+   * Advanced: each weight matrix's type, overriding the default mix of `quant` (see
+   * {@linkcode weightPlan}). Called with the tensor name ("layers.3.wv", "embed", "output")
+   * and its layer (-1 outside the layers).
+   */
+  plan?: WeightPlan;
+}
+
+/** Chooses the type of each weight matrix; see {@linkcode WasmEngineOptions.plan}. */
+export type WeightPlan = (tensor: string, layer: number, config: ModelConfig) => WeightType;
+
+/**
+ * The default mix of each `quant` mode. Measured on stories260K (dim 64: the most
+ * quantization-sensitive model there is) as top-1 agreement with the f32 reference,
+ * teacher-forced along its greedy continuation of 10 prompts × 512 positions
+ * (tests/wasm_engine_test.ts), with the weight bytes a decode token streams for the
+ * SmolLM2-135M shape (f32: 516 MiB):
+ *
+ * | mode / mix                                                    | agreement | MiB/token |
+ * | ------------------------------------------------------------- | --------- | --------- |
+ * | q8: all q8_0, int8 activations (**default**)                  | 98.5%     | 144       |
+ * | q8: classifier with f32 activations (q8_0f)                   | 98.6%     | 144       |
+ * | q8: classifier f32                                            | 98.6%     | 222       |
+ * | q8: every matrix with f32 activations (q8_0f)                 | 98.7%     | 144       |
+ * | q8_0 weights alone (f32 reference on dequantized q8_0)        | 98.9%     |           |
+ * | q4: q4_0, classifier q8_0 (ggml's scales)                     | 82.3%     | 94        |
+ * | q4: same, least-squares scales ("rmse", quant.ts)             | 83.5%     | 94        |
+ * | q4: + wv, w2 q8_0 where llama.cpp's Q4_K_M gives them 6 bits  | 85.4%     | 100       |
+ * | q4: + wv, w2 q8_0 in every layer                              | 87.5%     | 108       |
+ * | q4: + wv, w2 and the first and last layer q8_0 (**default**)  | 89.7%     | 110       |
+ * | q4: only w1, w3 in q4_0                                       | 89.7%     | 119       |
+ *
+ * The differences between the q8 mixes are within the sample's noise (±0.3%), so q8 keeps
+ * the fastest; no 8-bit mix reaches 99% on this model: q8_0's rounding acts like ±1% noise on
+ * every weight, which alone gives 98.9% (larger models are far less sensitive). For q4, keeping
+ * the most sensitive matrices (attention values, FFN down projection, first and last layer)
+ * in q8_0 as llama.cpp's Q4_K_M does buys 7 points for 17% more bytes.
+ */
+export function weightPlan(quant: EngineQuant): WeightPlan {
+  if (quant === "f32") return () => "f32";
+  if (quant === "q8") return () => "q8_0";
+  return (t, l, c) =>
+    t === "embed" || t === "output" || l === 0 || l === c.nLayers - 1 || /\.(wv|w2)$/.test(t)
+      ? "q8_0"
+      : "q4_0";
 }
 
 /** One layer's weights in wasm memory (norms and biases are f32 pointers, 0 when absent). */
@@ -95,19 +147,23 @@ export class WasmEngine implements Engine {
   readonly #freqs: Float32Array;
   #ws?: Workspace;
 
-  private constructor(model: Model, k: Kernels, pool: ThreadPool, quant: EngineQuant) {
+  private constructor(
+    model: Model,
+    k: Kernels,
+    pool: ThreadPool,
+    quant: EngineQuant,
+    plan: WeightPlan,
+  ) {
     this.config = model.config;
     this.parts = model.parts;
     this.kernels = k;
     this.#pool = pool;
     this.name = `wasm-${quant}x${pool.threads}`;
     this.reason = `${k.reason}; ${pool.reason}`;
-    const wType = quant === "f32" ? "f32" : quant === "q8" ? "q8_0" : "q4_0";
-    const clsType = quant === "f32" ? "f32" : "q8_0";
     const t = (name: string) => model.tensors.get(name)!;
-    const mat = (name: string, type: "f32" | "q8_0" | "q4_0") => {
+    const mat = (name: string, layer = -1) => {
       const { data, shape } = t(name);
-      return uploadMatrix(k, data, shape[0], shape[1], type);
+      return uploadMatrix(k, data, shape[0], shape[1], plan(name, layer, model.config));
     };
     const vec = (name: string) => model.tensors.has(name) ? k.put(t(name).data) : 0;
     for (let l = model.parts.layers[0]; l < model.parts.layers[1]; l++) {
@@ -115,22 +171,22 @@ export class WasmEngine implements Engine {
       this.#layers.set(l, {
         attnNorm: vec(p + "attn_norm"),
         ffnNorm: vec(p + "ffn_norm"),
-        wq: mat(p + "wq", wType),
-        wk: mat(p + "wk", wType),
-        wv: mat(p + "wv", wType),
-        wo: mat(p + "wo", wType),
-        w1: mat(p + "w1", wType),
-        w2: mat(p + "w2", wType),
-        w3: mat(p + "w3", wType),
+        wq: mat(p + "wq", l),
+        wk: mat(p + "wk", l),
+        wv: mat(p + "wv", l),
+        wo: mat(p + "wo", l),
+        w1: mat(p + "w1", l),
+        w2: mat(p + "w2", l),
+        w3: mat(p + "w3", l),
         bq: vec(p + "bq"),
         bk: vec(p + "bk"),
         bv: vec(p + "bv"),
       });
     }
-    if (model.tensors.has("embed")) this.#embed = mat("embed", clsType);
+    if (model.tensors.has("embed")) this.#embed = mat("embed");
     if (this.parts.head) {
       this.#norm = vec("norm");
-      if (!this.config.tiedEmbeddings) this.#cls = mat("output", clsType);
+      if (!this.config.tiedEmbeddings) this.#cls = mat("output");
     }
     const c = this.config;
     this.#freqs = ropeFrequencies(c.headDim, c.ropeTheta, c.ropeScaling);
@@ -157,7 +213,18 @@ export class WasmEngine implements Engine {
     validateModel(model);
     const k = await loadKernels(options.kernels);
     const pool = await ThreadPool.create(k, threads);
-    return new WasmEngine(model, k, pool, quant);
+    return new WasmEngine(model, k, pool, quant, options.plan ?? weightPlan(quant));
+  }
+
+  /** Weight bytes one decode token streams: every held layer's matrices and the classifier. */
+  get decodeBytes(): number {
+    let b = 0;
+    for (const w of this.#layers.values()) {
+      for (const m of [w.wq, w.wk, w.wv, w.wo, w.w1, w.w2, w.w3]) b += m.bytes;
+    }
+    const cls = this.config.tiedEmbeddings ? this.#embed : this.#cls;
+    if (this.parts.head && cls) b += cls.bytes;
+    return b;
   }
 
   /** Creates an empty cache for layers [from, to) (default: all held layers). */
@@ -213,7 +280,7 @@ export class WasmEngine implements Engine {
 
       // Attention block: xb = rmsnorm(h); q, k, v = W xb; rotate q, k; h += wo · attn(q, K, V)
       e.rmsnorm(ws.xb, ws.h, w.attnNorm, n, dim, normEps);
-      this.#quantize(ws.xb, n, dim, w.wq);
+      this.#quantize(ws.xb, n, dim, w.wq, w.wk, w.wv);
       matmul(pool, ws.q, ws.xb, ws.act, w.wq, n, w.bq); //   wq: [qDim, dim]
       matmul(pool, kNew, ws.xb, ws.act, w.wk, n, w.bk); //   wk: [kvDim, dim], into the cache
       matmul(pool, vNew, ws.xb, ws.act, w.wv, n, w.bv); //   wv: [kvDim, dim], into the cache
@@ -232,7 +299,7 @@ export class WasmEngine implements Engine {
 
       // Feed-forward block: xb = rmsnorm(h); h += w2 · (silu(w1 xb) * w3 xb)
       e.rmsnorm(ws.xb, ws.h, w.ffnNorm, n, dim, normEps);
-      this.#quantize(ws.xb, n, dim, w.w1);
+      this.#quantize(ws.xb, n, dim, w.w1, w.w3);
       matmul(pool, ws.gate, ws.xb, ws.act, w.w1, n); //      w1: [hidden, dim]
       matmul(pool, ws.up, ws.xb, ws.act, w.w3, n); //        w3: [hidden, dim]
       e.swiglu(ws.gate, ws.gate, ws.up, n * hiddenDim);
@@ -294,9 +361,11 @@ export class WasmEngine implements Engine {
     this.#ws = undefined;
   }
 
-  /** Quantizes x: [n, din] into the workspace's activation buffer when `w` is quantized. */
-  #quantize(x: number, n: number, din: number, w: WasmMatrix): void {
-    if (w.type !== "f32") this.kernels.exports.quantize_act(this.#ws!.act, x, n, din);
+  /** Quantizes x: [n, din] into the workspace's activation buffer if any of `ws` wants it. */
+  #quantize(x: number, n: number, din: number, ...ws: WasmMatrix[]): void {
+    if (ws.some((w) => w.type !== "f32" && !w.f32Act)) {
+      this.kernels.exports.quantize_act(this.#ws!.act, x, n, din);
+    }
   }
 
   /** Writes (cos, sin) of (pos + t) * freqs[j] into cs: [n, headDim / 2, 2]. */

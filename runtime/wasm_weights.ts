@@ -11,10 +11,19 @@ import { CHUNK, tiledRows, tileRows, untileRow } from "../kernels/layout.ts";
 import type { ThreadPool } from "../kernels/pool.ts";
 import { blocksPerRow, quantize, type QuantType } from "./quant.ts";
 
+/**
+ * How one weight matrix is stored and multiplied: f32; q8_0 × activations quantized to int8
+ * on the fly (int8 dots); q8_0 × f32 activations (`q8_0f`, for matrices whose input must
+ * keep full precision); q4_0 × int8 activations.
+ */
+export type WeightType = "f32" | "q8_0" | "q8_0f" | "q4_0";
+
 /** A weight matrix [rows, cols] in wasm memory, row-tiled (kernels/layout.ts). */
 export interface WasmMatrix {
   /** Storage type. */
   type: "f32" | QuantType;
+  /** q8_0 only: multiply with f32 activations (matmul_q8f) instead of int8 ones. */
+  f32Act: boolean;
   /** Rows (outputs). */
   rows: number;
   /** Columns (inputs). */
@@ -33,18 +42,28 @@ export function uploadMatrix(
   w: Float32Array,
   rows: number,
   cols: number,
-  type: "f32" | QuantType,
+  weightType: WeightType,
 ): WasmMatrix {
-  if (type === "f32") {
+  if (weightType === "f32") {
     const t = tileRows(w, rows, cols, CHUNK.f32);
-    return { type, rows, cols, ptr: k.put(t), scales: 0, bytes: t.byteLength };
+    return {
+      type: "f32",
+      f32Act: false,
+      rows,
+      cols,
+      ptr: k.put(t),
+      scales: 0,
+      bytes: t.byteLength,
+    };
   }
-  const q = quantize(type, w, rows, cols);
+  const type: QuantType = weightType === "q4_0" ? "q4_0" : "q8_0";
+  const q = quantize(type, w, rows, cols, type === "q4_0" ? "rmse" : "max");
   const nb = blocksPerRow(cols);
   const qs = tileRows(q.qs, rows, q.qs.length / rows, CHUNK[type]);
   const d = tileRows(q.d, rows, nb, CHUNK.scales);
   return {
     type,
+    f32Act: weightType === "q8_0f",
     rows,
     cols,
     ptr: k.put(qs),
@@ -86,8 +105,8 @@ export function readRow(k: Kernels, m: WasmMatrix, r: number, out: Float32Array)
 
 /**
  * out: [n, rows] = x: [n, cols] · Wᵀ (+ bias), split across the pool's threads. For quantized
- * weights, `act` must already hold x quantized by `quantize_act` (shared by every matrix
- * that reads the same x).
+ * weights with int8 activations, `act` must already hold x quantized by `quantize_act` (shared
+ * by every matrix that reads the same x).
  */
 export function matmul(
   pool: ThreadPool,
@@ -101,6 +120,8 @@ export function matmul(
   const work = n * w.rows * w.cols;
   if (w.type === "f32") {
     pool.run("matmul_f32", [out, x, w.ptr, n, w.cols, w.rows, bias], w.rows, work);
+  } else if (w.f32Act) {
+    pool.run("matmul_q8f", [out, x, w.ptr, w.scales, n, w.cols, w.rows, bias], w.rows, work);
   } else {
     const fn = w.type === "q8_0" ? "matmul_q8" : "matmul_q4";
     pool.run(fn, [out, act, w.ptr, w.scales, n, w.cols, w.rows, bias], w.rows, work);

@@ -76,3 +76,18 @@ Deno.test("size checks reject tensors whose arrays do not match their shape", ()
   );
   assert.throws(() => quantize("q4_0", new Float32Array(10), 2, 32), TandemError);
 });
+
+Deno.test("least-squares scales ('rmse'): same format, never a larger error than ggml's", () => {
+  const r = rng(11);
+  for (const type of ["q8_0", "q4_0"] as const) {
+    const w = randf(r, 64 * 70);
+    const sq = (q: Float32Array) => q.reduce((a, v, i) => a + (v - w[i]) ** 2, 0);
+    const max = dequantize(quantize(type, w, 64, 70));
+    const fit = quantize(type, w, 64, 70, "rmse");
+    const fitD = dequantize(fit);
+    assert.equal(fit.qs.length, quantize(type, w, 64, 70).qs.length);
+    const [eMax, eFit] = [sq(max), sq(fitD)];
+    assert.ok(eFit <= eMax * 1.0001, `${type}: ${eFit} > ${eMax}`);
+    if (type === "q4_0") assert.ok(eFit < eMax * 0.97, `${type}: ${eFit} vs ${eMax}`);
+  }
+});

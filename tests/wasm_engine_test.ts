@@ -1,11 +1,11 @@
 // The wasm engine against the reference engine on the fixture model: f32 logits within 1e-4,
-// q8/q4 greedy tokens and teacher-forced top-1 agreement measured and asserted, threads,
-// layer ranges, and the reference fallback.
+// q8/q4 greedy tokens and teacher-forced top-1 agreement (10 prompts × 512 positions)
+// measured and asserted, threads, layer ranges, weight plans, and the reference fallback.
 import assert from "node:assert/strict";
 import { parseLlama2c } from "../runtime/formats/llama2c.ts";
 import { RefEngine } from "../runtime/forward.ts";
 import { createEngine } from "../runtime/create_engine.ts";
-import { type EngineQuant, WasmEngine } from "../runtime/wasm_engine.ts";
+import { type EngineQuant, WasmEngine, type WeightPlan } from "../runtime/wasm_engine.ts";
 import { TandemError } from "../runtime/errors.ts";
 import type { Engine } from "../runtime/engine.ts";
 import { relErr } from "./_rand.ts";
@@ -36,9 +36,42 @@ function prefill(e: Engine, seq: number[]): Float32Array {
   return e.head(e.forward(e.createCache(), e.embed(seq), 0, 0, L));
 }
 
-// The long sample: the reference's greedy continuation of BOS over the whole context.
+/** Greedy continuation of `prompt` to `total` tokens (prefill, then one token at a time). */
+function continuation(e: Engine, prompt: number[], total: number): number[] {
+  const cache = e.createCache();
+  const out = [...prompt];
+  let lg = e.head(e.forward(cache, e.embed(prompt), 0, 0, L));
+  out.push(argmax(lg, (prompt.length - 1) * V));
+  while (out.length < total) {
+    const p = out.length - 1;
+    lg = e.head(e.forward(cache, e.embed([out[p]]), p, 0, L));
+    out.push(argmax(lg));
+  }
+  return out;
+}
+
+// The published story: the reference's greedy continuation of BOS over the whole context.
 const SAMPLE = greedy(ref, 511);
 const REF_LOGITS = prefill(ref, SAMPLE);
+// The long sample: the reference's greedy continuations of 10 prompts, 512 positions each.
+const PROMPTS = [
+  [1],
+  [1, 261, 350],
+  [1, 88],
+  [1, 320, 274],
+  [1, 500],
+  [1, 403, 7],
+  [1, 29],
+  [
+    1,
+    150,
+    45,
+  ],
+  [1, 77],
+  [1, 410, 300],
+];
+const SAMPLES = PROMPTS.map((p) => p.length === 1 ? SAMPLE : continuation(ref, p, 512));
+const SAMPLES_LOGITS = SAMPLES.map((s) => s === SAMPLE ? REF_LOGITS : prefill(ref, s));
 
 Deno.test("f32: logits within 1e-4 of the reference, decode and prefill, 1 and 2 threads", async () => {
   for (const threads of [1, 2]) {
@@ -72,43 +105,70 @@ Deno.test("f32: a split run ([0,2) then [2,L) with separate caches) equals a ful
   }
 });
 
-/** Teacher-forced top-1 agreement with the reference over SAMPLE, and the greedy prefix. */
+/**
+ * Top-1 agreement with the reference, teacher-forced along SAMPLES (5120 positions), and how
+ * many greedy tokens of the published story (SAMPLE) come out identical.
+ */
 async function quality(
   quant: EngineQuant,
   threads: number,
+  plan?: WeightPlan,
 ): Promise<{ agree: number; prefix: number; tokens: number[] }> {
-  const e = await WasmEngine.create(model, { quant, threads });
+  const e = await WasmEngine.create(model, { quant, threads, plan });
   try {
-    const lg = prefill(e, SAMPLE);
-    let agree = 0;
-    for (let t = 0; t < SAMPLE.length; t++) {
-      if (argmax(lg, t * V) === argmax(REF_LOGITS, t * V)) agree++;
+    let agree = 0, total = 0;
+    for (const [i, s] of SAMPLES.entries()) {
+      const lg = prefill(e, s);
+      for (let t = 0; t < s.length; t++) {
+        if (argmax(lg, t * V) === argmax(SAMPLES_LOGITS[i], t * V)) agree++;
+        total++;
+      }
     }
-    const tokens = greedy(e, 64);
+    const tokens = greedy(e, 80);
     let prefix = 0;
     while (prefix < tokens.length && tokens[prefix] === SAMPLE[prefix]) prefix++;
-    return { agree: agree / SAMPLE.length, prefix: prefix - 1, tokens };
+    return { agree: agree / total, prefix: prefix - 1, tokens };
   } finally {
     e.dispose();
   }
 }
 
-// Measured on stories260K (dim 64, the most quantization-sensitive model there is): q8 agrees
-// on 98.8% of 512 positions and greedy decoding matches the reference for the first 64 tokens;
-// q4_0 agrees on 87.5% and matches 27 tokens — and the f32 reference itself, run on
-// dequantized q4_0 weights, agrees on only 85–88%, so that is q4_0's error, not the kernels'.
-Deno.test("q8: greedy tokens equal the reference's; top-1 agreement ≥ 98.5%", async () => {
+// Measured on stories260K (dim 64, the most quantization-sensitive model there is; every mix
+// tried is in runtime/wasm_engine.ts): q8 agrees on 98.5% of 5120 positions and decodes the
+// story's first four sentences (71 tokens) exactly; q4 (Q4_K_M-like mix) agrees on 89.7% and
+// decodes the first two sentences (43 tokens). The issue's 99% is out of reach on this model
+// for any 8-bit weights: the f32 reference on dequantized q8_0 weights agrees on 98.9%, as it
+// does with ±1% random noise on every weight. The bounds below are the measurements, rounded
+// down, so a regression of a few positions fails.
+Deno.test("q8: the story's first sentences exactly; top-1 agreement ≥ 98.3% over 5120 positions", async () => {
   const q = await quality("q8", 1);
-  assert.ok(q.agree >= 0.985, `agreement ${q.agree}`);
+  console.log(`q8: agreement ${(q.agree * 100).toFixed(2)}%, greedy prefix ${q.prefix}`);
+  assert.ok(q.agree >= 0.983, `agreement ${q.agree}`);
   assert.ok(q.prefix >= 64, `greedy prefix ${q.prefix}`);
   const q2 = await quality("q8", 2);
   assert.deepEqual(q2.tokens, q.tokens, "two threads decode the same tokens");
+  assert.equal(q2.agree, q.agree);
 });
 
-Deno.test("q4: top-1 agreement ≥ 85%, greedy tokens equal for the first 20", async () => {
+Deno.test("q4: the story's first two sentences exactly; top-1 agreement ≥ 89% over 5120 positions", async () => {
   const q = await quality("q4", 2);
+  console.log(`q4: agreement ${(q.agree * 100).toFixed(2)}%, greedy prefix ${q.prefix}`);
+  assert.ok(q.agree >= 0.89, `agreement ${q.agree}`);
+  assert.ok(q.prefix >= 40, `greedy prefix ${q.prefix}`);
+});
+
+Deno.test("weight plans: q8_0 with f32 activations and mixed types run and stay accurate", async () => {
+  const plan: WeightPlan = (t, l) => t === "embed" ? "q8_0f" : l % 2 ? "q4_0" : "q8_0f";
+  const q = await quality("q8", 2, plan);
   assert.ok(q.agree >= 0.85, `agreement ${q.agree}`);
-  assert.ok(q.prefix >= 20, `greedy prefix ${q.prefix}`);
+  const e = await WasmEngine.create(model, { quant: "q4" });
+  const f = await WasmEngine.create(model, { quant: "f32" });
+  try {
+    assert.ok(e.decodeBytes < f.decodeBytes / 4, `${e.decodeBytes} vs ${f.decodeBytes}`);
+  } finally {
+    e.dispose();
+    f.dispose();
+  }
 });
 
 Deno.test("createEngine: wasm when possible, the reference when asked, reasons stated", async () => {
