@@ -47,7 +47,7 @@ const DIR = new URL("../../shared/models/stories260K/", import.meta.url);
 const ID = "stories260K";
 const DEVICE_LAYERS = 4; // the device holds embedding, layers [0, 4) and the head
 const FIXED_SPLIT = 3;
-const ROUTER_WIRE: WireDtype = "int8"; // the router's sessions: 68 bytes a row instead of 256
+const ROUTER_WIRE: WireDtype = "f32"; // int8 (68 bytes a row, not 256) measured 87.7% agreement over 96 tokens
 
 /** One request's outcome. */
 export interface Outcome {
