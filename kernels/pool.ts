@@ -49,15 +49,29 @@ const STACK_BYTES = 64 * 1024;
  * calls of one forward pass (the caller's own kernels, an uneven split), so that waking a
  * sleeping worker (100–300 µs here) is paid about once per token, not once per matmul.
  */
-const SPIN_US = 300;
+const SPIN_US = 1000;
 /**
  * Chunks per thread of a split call: enough that whoever is left finishes the others' share
  * when a thread is descheduled, few enough that claiming (one compare-exchange and one call
  * from JS, ~0.1 µs) stays negligible.
  */
-const CHUNKS_PER_THREAD = 8;
+const CHUNKS_PER_THREAD = 4;
 /** Below this many multiply-adds a call runs on the caller alone. */
 export const MIN_SPLIT_WORK = 32768;
+
+/** fn(...args, r0, r1) without allocating for the common argument counts. */
+function call(fn: (...a: number[]) => void, a: number[], r0: number, r1: number): void {
+  switch (a.length) {
+    case 7:
+      return fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], r0, r1);
+    case 8:
+      return fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], r0, r1);
+    case 10:
+      return fn(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], r0, r1);
+    default:
+      return fn(...a, r0, r1);
+  }
+}
 
 /** Runs row-splittable kernels on the calling thread plus N−1 workers. */
 export class ThreadPool {
@@ -164,7 +178,7 @@ export class ThreadPool {
       const c = v & 0xffff;
       if (c >= count) break;
       if (Atomics.compareExchange(ctrl, CTRL.TICKET, v, v + 1) !== v) continue;
-      fn(...args, c * chunk, Math.min((c + 1) * chunk, rows));
+      call(fn, args, c * chunk, Math.min((c + 1) * chunk, rows));
       mine++;
     }
     // ... then wait only for the chunks the workers took (microseconds each).

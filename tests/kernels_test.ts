@@ -96,6 +96,9 @@ eachFlavor("quantize_act + matmul_q8/q4 match the quantized reference; q8f the f
     const px = k.put(x);
     k.exports.quantize_act(act, px, n, din);
     const refAct = quantizeAct(x, n, din);
+    const q = n * Math.ceil(din / 32) * 32;
+    assert.deepEqual(new Int8Array(k.memory.buffer, act, q), refAct.qs, `act quants ${n}x${din}`);
+    assert.deepEqual(k.f32(act + 3 * q, refAct.d.length), refAct.d, `act scales ${n}x${din}`);
     for (const type of ["q8_0", "q4_0"] as const) {
       const q = quantize(type, w, dout, din);
       const want = new Float32Array(n * dout);

@@ -1,5 +1,5 @@
 //! The element-wise and per-token kernels: RMSNorm, RoPE, softmax, SwiGLU, add.
-use crate::simd::{exp, fmadd, hsum, load, sqrt};
+use crate::simd::{exp, exp_f64x2, fmadd, hsum, load, sqrt};
 use core::arch::wasm32::*;
 
 /// out[t] = x[t] / rms(x[t]) * weight per token. out, x: [n, dim]; weight: [dim].
@@ -56,10 +56,21 @@ pub unsafe extern "C" fn softmax(x: *mut f32, len: usize) {
         }
     }
     let mut sum = 0.0f64;
-    for i in 0..len {
+    let mut i = 0;
+    let (mv, mut sv) = (f64x2_splat(max as f64), f64x2_splat(0.0));
+    while i + 2 <= len {
+        let v = f64x2_promote_low_f32x4(v128_load64_zero(x.add(i) as *const u64));
+        let e = exp_f64x2(f64x2_sub(v, mv));
+        v128_store64_lane::<0>(f32x4_demote_f64x2_zero(e), x.add(i) as *mut u64);
+        sv = f64x2_add(sv, e);
+        i += 2;
+    }
+    sum += f64x2_extract_lane::<0>(sv) + f64x2_extract_lane::<1>(sv);
+    while i < len {
         let e = exp((*x.add(i) - max) as f64);
         *x.add(i) = e as f32;
         sum += e;
+        i += 1;
     }
     let inv = (1.0 / sum) as f32;
     for i in 0..len {
@@ -70,7 +81,17 @@ pub unsafe extern "C" fn softmax(x: *mut f32, len: usize) {
 /// out[i] = silu(gate[i]) * up[i] for i < len; silu(g) = g / (1 + e^-g). out may alias gate.
 #[no_mangle]
 pub unsafe extern "C" fn swiglu(out: *mut f32, gate: *const f32, up: *const f32, len: usize) {
-    for i in 0..len {
+    let one = f64x2_splat(1.0);
+    let mut i = 0;
+    while i + 2 <= len {
+        let g = f64x2_promote_low_f32x4(v128_load64_zero(gate.add(i) as *const u64));
+        let u = f64x2_promote_low_f32x4(v128_load64_zero(up.add(i) as *const u64));
+        let e = exp_f64x2(f64x2_neg(g));
+        let y = f64x2_mul(f64x2_div(g, f64x2_add(one, e)), u);
+        v128_store64_lane::<0>(f32x4_demote_f64x2_zero(y), out.add(i) as *mut u64);
+        i += 2;
+    }
+    for i in i..len {
         let g = *gate.add(i) as f64;
         *out.add(i) = ((g / (1.0 + exp(-g))) * *up.add(i) as f64) as f32;
     }

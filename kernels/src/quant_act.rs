@@ -11,6 +11,9 @@
 //! | `d`   | f32  | [n, nb]      | per-block scale: max\|x\| / 127                    |
 //! | `sum` | i32  | [n, nb]      | sum of the block's qs (the q4 zero-point term)     |
 
+use crate::simd::load;
+use core::arch::wasm32::*;
+
 /// Bytes an activation buffer for n tokens of din values needs.
 #[no_mangle]
 pub extern "C" fn act_bytes(n: usize, din: usize) -> usize {
@@ -39,6 +42,41 @@ pub fn act_parts(act: *mut u8, n: usize, nb: usize) -> Act {
     }
 }
 
+/// Quantizes one whole block of 32 values at xs (SIMD; the same numbers as the scalar path).
+#[inline(always)]
+unsafe fn quantize_block(a: &Act, blk: usize, xs: *const f32) {
+    let v: [v128; 8] = core::array::from_fn(|j| load(xs.add(4 * j)));
+    let mut m = f32x4_abs(v[0]);
+    for j in 1..8 {
+        m = f32x4_pmax(m, f32x4_abs(v[j]));
+    }
+    m = f32x4_pmax(m, i32x4_shuffle::<2, 3, 0, 1>(m, m));
+    m = f32x4_pmax(m, i32x4_shuffle::<1, 0, 3, 2>(m, m));
+    let amax = f32x4_extract_lane::<0>(m);
+    let id = f32x4_splat(if amax > 0.0 { 127.0 / amax } else { 0.0 });
+    let (sign, half) = (f32x4_splat(-0.0), f32x4_splat(0.5));
+    let lim = (i32x4_splat(127), i32x4_splat(-127));
+    let q: [v128; 8] = core::array::from_fn(|j| {
+        let y = f32x4_mul(v[j], id);
+        // round half away from zero: y + copysign(0.5, y), truncated
+        let r = i32x4_trunc_sat_f32x4(f32x4_add(y, v128_or(v128_and(y, sign), half)));
+        i32x4_max(i32x4_min(r, lim.0), lim.1)
+    });
+    let mut sum = i32x4_add(i32x4_add(q[0], q[1]), i32x4_add(q[2], q[3]));
+    sum = i32x4_add(sum, i32x4_add(i32x4_add(q[4], q[5]), i32x4_add(q[6], q[7])));
+    let k = blk * 32;
+    for h in 0..2 {
+        let lo = i16x8_narrow_i32x4(q[4 * h], q[4 * h + 1]);
+        let hi = i16x8_narrow_i32x4(q[4 * h + 2], q[4 * h + 3]);
+        let qs = i8x16_narrow_i16x8(lo, hi);
+        v128_store(a.qs.add(k + 16 * h) as *mut v128, qs);
+        v128_store(a.abs.add(k + 16 * h) as *mut v128, i8x16_abs(qs));
+        v128_store(a.sgn.add(k + 16 * h) as *mut v128, i8x16_lt(qs, i8x16_splat(0)));
+    }
+    *a.d.add(blk) = amax / 127.0;
+    *a.sum.add(blk) = i32x4_extract_lane::<0>(sum) + i32x4_extract_lane::<1>(sum) + i32x4_extract_lane::<2>(sum) + i32x4_extract_lane::<3>(sum);
+}
+
 /// Quantizes x: [n, din] into the activation buffer `act` (see the module doc).
 #[no_mangle]
 pub unsafe extern "C" fn quantize_act(act: *mut u8, x: *const f32, n: usize, din: usize) {
@@ -47,6 +85,10 @@ pub unsafe extern "C" fn quantize_act(act: *mut u8, x: *const f32, n: usize, din
     for t in 0..n {
         for b in 0..nb {
             let lo = b * 32;
+            if lo + 32 <= din {
+                quantize_block(&a, t * nb + b, x.add(t * din + lo));
+                continue;
+            }
             let hi = if lo + 32 < din { lo + 32 } else { din };
             let xs = x.add(t * din);
             let mut amax = 0.0f32;

@@ -67,6 +67,9 @@ pub unsafe fn axpy(y: *mut f32, a: f32, x: *const f32, len: usize) {
     }
 }
 
+/// 1/j! for j = 12 .. 0, the Taylor coefficients of `exp`.
+const EXP_C: [f64; 13] = [2.08767569878681e-09, 2.505210838544172e-08, 2.755731922398589e-07, 2.7557319223985893e-06, 2.48015873015873e-05, 0.0001984126984126984, 0.001388888888888889, 0.008333333333333333, 0.041666666666666664, 0.16666666666666666, 0.5, 1.0, 1.0];
+
 /// e^x in f64 (error ~1e-15 relative): range reduction by ln 2, then a degree-12 Taylor series.
 #[inline(always)]
 pub fn exp(x: f64) -> f64 {
@@ -81,14 +84,32 @@ pub fn exp(x: f64) -> f64 {
     let k = ((x * core::f64::consts::LOG2_E) + if x >= 0.0 { 0.5 } else { -0.5 }) as i64 as f64;
     let r = x - k * LN2_HI - k * LN2_LO; // |r| <= 0.35
     // Horner over 1/j! for j = 12 .. 0: p = sum_(j<=12) r^j / j!
-    const C: [f64; 13] = [2.08767569878681e-09, 2.505210838544172e-08, 2.755731922398589e-07, 2.7557319223985893e-06, 2.48015873015873e-05, 0.0001984126984126984, 0.001388888888888889, 0.008333333333333333, 0.041666666666666664, 0.16666666666666666, 0.5, 1.0, 1.0];
-    let mut p = C[0];
+    let mut p = EXP_C[0];
     let mut j = 1;
     while j < 13 {
-        p = p * r + C[j];
+        p = p * r + EXP_C[j];
         j += 1;
     }
     p * f64::from_bits(((k as i64 + 1023) as u64) << 52)
+}
+
+/// e^x per lane of an f64x2: `exp`'s algorithm, two lanes at once (x clamped to
+/// [-708, 709], where e^x as f32 is already 0 or infinity).
+#[inline(always)]
+pub fn exp_f64x2(x: v128) -> v128 {
+    const LN2_HI: f64 = 6.93147180369123816490e-01;
+    const LN2_LO: f64 = 1.90821492927058770002e-10;
+    let x = f64x2_pmax(f64x2_pmin(x, f64x2_splat(709.0)), f64x2_splat(-708.0));
+    let k = f64x2_nearest(f64x2_mul(x, f64x2_splat(core::f64::consts::LOG2_E)));
+    let r = f64x2_sub(f64x2_sub(x, f64x2_mul(k, f64x2_splat(LN2_HI))), f64x2_mul(k, f64x2_splat(LN2_LO)));
+    let mut p = f64x2_splat(EXP_C[0]);
+    let mut j = 1;
+    while j < 13 {
+        p = f64x2_add(f64x2_mul(p, r), f64x2_splat(EXP_C[j]));
+        j += 1;
+    }
+    let e = i64x2_shl(i64x2_add(i64x2_extend_low_i32x4(i32x4_trunc_sat_f64x2_zero(k)), i64x2_splat(1023)), 52);
+    f64x2_mul(p, e)
 }
 
 /// Lane L of an f32x4 in every lane.
