@@ -10,6 +10,7 @@
  * | `GET /v1/models`               | —                        | OpenAI-style list, with digest and layers |
  * | `GET /healthz`                 | —                        | `{ ok, sessions, kvBytes }`              |
  * | `POST /v1/chat/completions`    | OpenAI chat request      | OpenAI chat completion (SSE when `stream`) |
+ * | `POST /v1/generate`            | JSON `{ model, tokens, max_tokens? }` | NDJSON token lines, streamed (`generate_route.ts`) |
  *
  * Every failure is a JSON `{ error: { code, message } }` with the status of `http_errors.ts`.
  * With `apiKeys`, every route but `/healthz` needs `Authorization: Bearer <key>` (`auth.ts`),
@@ -48,6 +49,7 @@ import {
   splitProblem,
 } from "./models.ts";
 import { registerChat } from "./openai.ts";
+import { registerGenerate } from "./generate_route.ts";
 import { EdgeMetrics, registerMetrics } from "./metrics.ts";
 import { SessionStore } from "./sessions.ts";
 import { type EdgeSession, newEdgeSession, runFrame, uuidBytes } from "./split_forward.ts";
@@ -297,6 +299,7 @@ export async function createEdgeApp(options: EdgeOptions): Promise<EdgeApp> {
   });
 
   registerChat(app, models, limits);
+  registerGenerate(app, models, limits);
   registerMetrics(app, metrics, () => ({ sessions: sessions.size, kvBytes: sessions.totalBytes }));
 
   return {

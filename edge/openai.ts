@@ -6,7 +6,8 @@
  * messages' text joined with newlines. Supported fields: `model`, `messages`, `max_tokens` /
  * `max_completion_tokens`, `temperature`, `top_p`, `seed`, `stream`,
  * `stream_options.include_usage`. With `stream: true` the answer is server-sent events of
- * `chat.completion.chunk` objects ending with `data: [DONE]`.
+ * `chat.completion.chunk` objects ending with `data: [DONE]`, each token's chunk sent as soon as
+ * the token is computed (`flush.ts`).
  *
  * @example
  * ```ts
@@ -25,6 +26,7 @@ import { TandemError } from "../runtime/errors.ts";
 import { generate } from "../runtime/generate.ts";
 import { StreamDecoder, type Tokenizer } from "../runtime/tokenizer/tokenizer.ts";
 import { readJson } from "./body.ts";
+import { createYielder } from "./flush.ts";
 import { type EdgeModel, isWhole } from "./models.ts";
 
 interface ChatRequest {
@@ -163,6 +165,8 @@ export function registerChat(
       yield* tokens;
     };
     return streamSSE(c, async (stream) => {
+      // Each token goes out as soon as it is computed (a macrotask hop lets the host flush).
+      const flush = createYielder();
       const chunk = (delta: Record<string, string>, finishReason: string | null) =>
         stream.writeSSE({
           data: JSON.stringify({
@@ -173,10 +177,18 @@ export function registerChat(
         });
       await chunk({ role: "assistant", content: "" }, null);
       let n = 0;
-      for (const t of rest()) {
-        n++;
-        const piece = decoder.push(t);
-        if (piece) await chunk({ content: piece }, null);
+      try {
+        for (const t of rest()) {
+          n++;
+          const piece = decoder.push(t);
+          if (piece) {
+            await chunk({ content: piece }, null);
+            await flush.yield();
+          }
+          if (stream.aborted) return; // the client left: stop computing
+        }
+      } finally {
+        flush.close();
       }
       const tail = decoder.flush();
       if (tail) await chunk({ content: tail }, null);

@@ -153,7 +153,8 @@ export class EdgeClient {
   }
 
   /**
-   * Sends a frame; calls `onToken` for each token as it arrives; returns the whole answer.
+   * Sends a frame (bytes, or a stream of them: see `pipelined_frame.ts`); calls `onToken` for
+   * each token as it arrives; returns the whole answer.
    *
    * @example
    * ```ts
@@ -162,13 +163,20 @@ export class EdgeClient {
    * const reply = await new EdgeClient("http://127.0.0.1:8787").forward("id", frame, () => {});
    * ```
    */
-  async forward(id: string, frame: Uint8Array, onToken: (t: ReplyToken) => void): Promise<Reply> {
+  async forward(
+    id: string,
+    frame: Uint8Array | ReadableStream<Uint8Array>,
+    onToken: (t: ReplyToken) => void,
+  ): Promise<Reply> {
     return await this.#timed(async (signal) => {
+      const streamed = frame instanceof ReadableStream;
       const res = await this.#request(`/v1/sessions/${encodeURIComponent(id)}/forward`, {
         method: "POST",
         headers: { "content-type": "application/octet-stream" },
-        body: frame as Uint8Array<ArrayBuffer>,
+        body: frame as Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array>,
         signal,
+        // A streamed frame (pipelined prefill) is sent while it is computed.
+        ...(streamed ? { duplex: "half" } as RequestInit : {}),
       });
       if (!res.body) throw new TandemError("network", "The edge answered without a body");
       try {

@@ -34,7 +34,15 @@ import { check, TandemError } from "./errors.ts";
 import { RefEngine } from "./forward.ts";
 import { headFlops, layerFlops, type Model, type ModelConfig } from "./model.ts";
 import type { SamplerOptions } from "./sampling.ts";
-import { encodeFrame, FLAG_NO_REPLY, FLAG_REPLAY, FLAG_TOKENS, type WireDtype } from "./wire.ts";
+import {
+  encodeFrame,
+  FLAG_NO_REPLY,
+  FLAG_REPLAY,
+  FLAG_TOKENS,
+  type Frame,
+  type WireDtype,
+} from "./wire.ts";
+import { type StreamedFrame, streamedFrame } from "./pipelined_frame.ts";
 import type { Reply, ReplyToken } from "./wire_reply.ts";
 import { type RetryOptions, withRetries } from "./retry.ts";
 
@@ -54,6 +62,17 @@ export interface SessionOptions {
   edge: string | URL;
   /** Payload encoding on the wire (default "f32"). */
   wire?: WireDtype;
+  /**
+   * Payload encoding of prompt rows (steps of more than one token without drafts); default
+   * `wire`. Decode rows (one token, or drafts) use `wire`: e.g. `f16` prompts, `f32` decode.
+   */
+  prefillWire?: WireDtype;
+  /**
+   * Rows per chunk of a pipelined prompt (default 0 = off): the prompt frame is streamed and
+   * chunk i+1 runs through [0, K) while chunk i is sent (`pipelined_frame.ts`). Needs an `f32`
+   * or `f16` prefill wire and a prompt of more than one chunk that fits in one frame.
+   */
+  pipelineRows?: number;
   /** Sampling on the edge (default greedy). */
   sampling?: SamplerOptions;
   /** Top-k logprobs to ask for per token (default 0). */
@@ -119,6 +138,8 @@ export class SplitSession {
   readonly split: number;
   /** Payload encoding on the wire. */
   readonly wire: WireDtype;
+  /** Payload encoding of prompt rows. */
+  readonly prefillWire: WireDtype;
   /** Running totals. */
   readonly stats: SessionStats = {
     tokens: 0,
@@ -147,6 +168,7 @@ export class SplitSession {
   #seq = 0;
   #length = 0; // positions the device holds
   #unfed: number[] = []; // tokens yielded but not yet run (the last one of a generation)
+  readonly #sentAs: Uint8Array; // per position: 1 when sent with the prefill dtype (for replay)
 
   /** Use {@linkcode createSession}. */
   constructor(
@@ -160,12 +182,14 @@ export class SplitSession {
     this.config = engine.config;
     this.split = o.split;
     this.wire = o.wire ?? "f32";
+    this.prefillWire = o.prefillWire ?? this.wire;
     this.#engine = engine;
     this.#client = client;
     this.#digest = digest;
     this.#info = info;
     this.#cache = engine.createCache([0, o.split]);
     this.#boundary = new Float32Array(engine.config.maxSeqLen * engine.config.dim);
+    this.#sentAs = new Uint8Array(engine.config.maxSeqLen);
   }
 
   /** The edge's current session id (changes when a lost session is rebuilt). */
@@ -195,7 +219,6 @@ export class SplitSession {
     } = {},
   ): Promise<ReplyToken[]> {
     const { dim, maxSeqLen } = this.config;
-    const K = this.split;
     const pos = this.#length;
     check(tokens.length > 0, "bad_argument", "Cannot step: no tokens");
     check(
@@ -203,12 +226,16 @@ export class SplitSession {
       "bad_argument",
       () => `Cannot step: ${pos + tokens.length} positions exceed the context of ${maxSeqLen}`,
     );
-    const t0 = performance.now();
-    const rows = this.#engine.forward(this.#cache, this.#engine.embed(tokens), pos, 0, K); // [n, dim]
-    this.stats.deviceMs += performance.now() - t0;
-    this.#boundary.set(rows, pos * dim);
-    this.stats.deviceFlops += K * this.#layerSum(pos, tokens.length);
     const max = this.#info.maxTokensPerFrame;
+    const chunk = this.#o.pipelineRows ?? 0;
+    const prefill = tokens.length > 1 && !options.draft && !options.extend;
+    if (
+      prefill && chunk > 0 && tokens.length > chunk && tokens.length <= max &&
+      this.prefillWire !== "int8"
+    ) {
+      return await this.#pipelined(tokens, pos, chunk);
+    }
+    const rows = this.#run(tokens, pos); // [n, dim]
     if (options.extend) {
       check(tokens.length === 1, "bad_argument", "Cannot draft after more than one token");
       const all = [...tokens];
@@ -218,11 +245,7 @@ export class SplitSession {
         d !== undefined && pos + all.length < maxSeqLen && all.length < max;
         d = options.extend(row, all.length - 1)
       ) {
-        const t1 = performance.now();
-        row = this.#engine.forward(this.#cache, this.#engine.embed([d]), pos + all.length, 0, K);
-        this.stats.deviceMs += performance.now() - t1;
-        this.#boundary.set(row, (pos + all.length) * dim);
-        this.stats.deviceFlops += K * this.#layerSum(pos + all.length, 1);
+        row = this.#run([d], pos + all.length);
         all.push(d);
       }
       if (all.length > 1) options = { draft: true };
@@ -237,6 +260,8 @@ export class SplitSession {
     }
     let start = pos;
     const end = pos + tokens.length;
+    if (prefill) this.#sentAs.fill(1, pos, end);
+    else this.#sentAs.fill(0, pos, end);
     while (end - start > max) {
       await this.#send(start, start + max, FLAG_NO_REPLY);
       start += max;
@@ -244,6 +269,33 @@ export class SplitSession {
     const draftTokens = options.draft ? Uint32Array.from(tokens) : undefined;
     const reply = await this.#send(start, end, options.draft ? FLAG_TOKENS : 0, draftTokens);
     this.#length = options.draft ? pos + reply.accepted + 1 : end;
+    this.stats.tokens += reply.tokens.length;
+    this.lastTokens = reply.tokens;
+    return reply.tokens;
+  }
+
+  /** Runs `tokens` at `pos` through [0, K), stores their boundary rows; returns them. */
+  #run(tokens: readonly number[], pos: number): Float32Array {
+    const t0 = performance.now();
+    const rows = this.#engine.forward(this.#cache, this.#engine.embed(tokens), pos, 0, this.split);
+    this.stats.deviceMs += performance.now() - t0;
+    this.#boundary.set(rows, pos * this.config.dim);
+    this.stats.deviceFlops += this.split * this.#layerSum(pos, tokens.length);
+    return rows;
+  }
+
+  /** A prompt sent as one frame streamed while its chunks are computed. */
+  async #pipelined(tokens: readonly number[], pos: number, chunk: number): Promise<ReplyToken[]> {
+    const end = pos + tokens.length;
+    this.#sentAs.fill(1, pos, end);
+    const streamed = streamedFrame(
+      this.#header(pos, 0, this.prefillWire),
+      tokens.length,
+      chunk,
+      (a, b) => this.#run(tokens.slice(a, b), pos + a),
+    );
+    const reply = await this.#send(pos, end, 0, undefined, streamed);
+    this.#length = end;
     this.stats.tokens += reply.tokens.length;
     this.lastTokens = reply.tokens;
     return reply.tokens;
@@ -289,30 +341,55 @@ export class SplitSession {
     await this.#client.closeSession(this.#info.id);
   }
 
-  /** Encodes rows [from, to) of the boundary history as a frame with the next sequence number. */
-  #frame(from: number, to: number, flags: number, tokens?: Uint32Array): Uint8Array {
-    const { dim } = this.config;
-    return encodeFrame({
-      dtype: this.wire,
+  /** A frame's header fields at `pos` with the next sequence number. */
+  #header(pos: number, flags: number, dtype: WireDtype): Omit<Frame, "rows" | "tokens"> {
+    return {
+      dtype,
       topK: this.#o.topK,
       flags,
       split: this.split,
-      dim,
-      pos: from,
+      dim: this.config.dim,
+      pos,
       seq: this.#seq,
       session: hexToBytes(this.#info.id.replaceAll("-", "")),
       digest: hexToBytes(this.#digest),
       modelId: this.#o.modelId,
+    };
+  }
+
+  /** Encodes rows [from, to) of the boundary history as a frame with the next sequence number. */
+  #frame(from: number, to: number, flags: number, tokens?: Uint32Array): Uint8Array {
+    const { dim } = this.config;
+    const dtype = this.#sentAs[from] ? this.prefillWire : this.wire;
+    return encodeFrame({
+      ...this.#header(from, flags, dtype),
       tokens,
       rows: this.#boundary.subarray(from * dim, to * dim),
     });
   }
 
-  /** Sends rows [from, to); on a lost session rebuilds it by replay; retries lost answers. */
-  async #send(from: number, to: number, flags: number, tokens?: Uint32Array): Promise<Reply> {
+  /**
+   * Sends rows [from, to) (streamed the first time when `streamed`); on a lost session
+   * rebuilds it by replay; retries lost answers with the whole frame.
+   */
+  async #send(
+    from: number,
+    to: number,
+    flags: number,
+    tokens?: Uint32Array,
+    streamed?: StreamedFrame,
+  ): Promise<Reply> {
+    let first = streamed;
+    const frame = (): Uint8Array | StreamedFrame => {
+      const s = first;
+      first = undefined;
+      if (s) return s;
+      streamed?.finish();
+      return this.#frame(from, to, flags, tokens);
+    };
     for (let recoveries = 0;; recoveries++) {
       try {
-        return await this.#post(this.#frame(from, to, flags, tokens), to - from, flags, from);
+        return await this.#post(frame, to - from, flags, from);
       } catch (e) {
         if (
           !(e instanceof TandemError && e.code === "session_not_found") ||
@@ -335,20 +412,31 @@ export class SplitSession {
     this.#seq = 0;
     this.stats.recoveries++;
     const max = this.#info.maxTokensPerFrame;
-    for (let p = 0; p < upTo; p += max) {
-      const q = Math.min(upTo, p + max);
-      await this.#post(this.#frame(p, q, FLAG_NO_REPLY | FLAG_REPLAY), q - p, FLAG_NO_REPLY, p);
+    for (let p = 0; p < upTo;) {
+      // One frame per run of rows first sent with the same dtype, at most `max` rows.
+      let q = Math.min(upTo, p + max);
+      for (let i = p + 1; i < q; i++) if (this.#sentAs[i] !== this.#sentAs[p]) q = i;
+      const flags = FLAG_NO_REPLY | FLAG_REPLAY;
+      await this.#post(() => this.#frame(p, q, flags), q - p, FLAG_NO_REPLY, p);
       this.stats.replayedRows += q - p;
+      p = q;
     }
   }
 
   /** One request (retried with the same sequence number when no answer came). */
-  async #post(frame: Uint8Array, n: number, flags: number, pos: number): Promise<Reply> {
+  async #post(
+    frameOf: () => Uint8Array | StreamedFrame,
+    n: number,
+    flags: number,
+    pos: number,
+  ): Promise<Reply> {
     return await withRetries(async () => {
+      const frame = frameOf();
       const t0 = performance.now();
       this.stats.roundTrips++;
-      this.stats.bytesSent += frame.byteLength;
-      const reply = await this.#client.forward(this.#info.id, frame, () => {});
+      const bytes = frame instanceof Uint8Array ? frame : frame.body;
+      this.stats.bytesSent += frame instanceof Uint8Array ? frame.byteLength : frame.bytes;
+      const reply = await this.#client.forward(this.#info.id, bytes, () => {});
       this.stats.waitMs += performance.now() - t0;
       this.stats.bytesReceived += reply.bytes;
       this.stats.edgeMs += reply.edgeMs;
