@@ -7,6 +7,10 @@
  * | ------- | ----------------------------------------------------- | ----------------------------------- |
  * | cloud   | up(ids) + rtt + edge(n·L layers + head)                | none: the edge streams every token  |
  * | split K | device(n·K) + up(n rows) + rtt + edge(n·(L−K) + head)  | device + up + rtt + edge + down, for E tokens |
+ *
+ * Prompt rows may use a cheaper dtype (`wire.prefillBytesPerRow`); a pipelined prompt
+ * (`wire.pipelineRows`) overlaps device compute and upload: c chunks take
+ * `dev/c + (c − 1)·max(dev, up)/c + up/c` instead of `dev + up`.
  * | local   | device(n·L + head)                                    | none                                |
  *
  * Edge time is `flops / flopsPerSec / (1 − load) + queueMs`. With self-speculation a round
@@ -23,7 +27,7 @@
  * @module
  */
 
-import type { ModelProfile, Prediction, RouterInput } from "./types.ts";
+import type { ModelProfile, Prediction, RouterInput, SpeculationProfile } from "./types.ts";
 
 /** FLOPs of `n` tokens at positions pos.. through `layers` layers (context grows per token). */
 function rowsFlops(m: ModelProfile, layers: number, pos: number, n: number): number {
@@ -50,7 +54,11 @@ function wholeFlops(m: ModelProfile, prompt: number, tokens: number): number {
  * console.log(predictSplit(input, 0).ttftMs, predictSplit(input, 3, false).totalMs);
  * ```
  */
-export function predictSplit(input: RouterInput, split: number, draft = true): Prediction {
+export function predictSplit(
+  input: RouterInput,
+  split: number,
+  draft: boolean | SpeculationProfile = true,
+): Prediction {
   const { model: m, query, device, network: net, edge, wire } = input;
   const L = m.nLayers;
   const n = Math.max(1, query.promptTokens);
@@ -106,15 +114,20 @@ export function predictSplit(input: RouterInput, split: number, draft = true): P
     });
   }
   const K = split;
-  const spec = (draft ? input.speculation?.[K] : undefined) ??
+  const spec = (typeof draft === "object" ? draft : draft ? input.speculation?.[K] : undefined) ??
     { tokensPerRoundTrip: 1, rowsPerToken: 1 };
   const E = Math.max(1, spec.tokensPerRoundTrip);
   const rows = Math.max(1, spec.rowsPerToken);
   const steps = Math.ceil((N - 1) / E);
   const ctx = n + N / 2;
-  // Prefill: the prompt's rows go up in one frame; the edge answers the first token.
-  const prefillUp = wire.requestBytes + n * wire.bytesPerRow;
-  const ttftMs = devMs(rowsFlops(m, K, 0, n)) + upMs(prefillUp) + net.rttMs + edge.queueMs +
+  // Prefill: the prompt's rows go up in one frame; the edge answers the first token. A
+  // pipelined prompt is a two-stage pipeline of c chunks: compute chunk i+1 while i uploads.
+  const prefillUp = wire.requestBytes + n * (wire.prefillBytesPerRow ?? wire.bytesPerRow);
+  const dev = devMs(rowsFlops(m, K, 0, n));
+  const up = upMs(prefillUp);
+  const c = wire.pipelineRows && n > wire.pipelineRows ? Math.ceil(n / wire.pipelineRows) : 1;
+  const sendMs = c > 1 ? dev / c + (c - 1) * Math.max(dev, up) / c + up / c : dev + up;
+  const ttftMs = sendMs + net.rttMs + edge.queueMs +
     edgeMs(rowsFlops(m, L - K, 0, n) + m.headFlops) + downMs(wire.replyBytesPerToken);
   // Each round trip: E tokens, E·rows rows through both halves (device drafts with its head).
   const rtRows = E * rows;
@@ -136,7 +149,7 @@ export function predictSplit(input: RouterInput, split: number, draft = true): P
     ttftMs,
     totalMs: ttftMs + steps * rtMs,
   });
-  return { ...p, drafting: E > 1 };
+  return E > 1 ? { ...p, drafting: true, speculation: spec } : p;
 }
 
 /**

@@ -10,7 +10,12 @@
  * | ---------------- | ------- | -------------------------------------------------------------- |
  * | `ttftRatio`      | 1.0     | time to first token at most this × all-cloud's …               |
  * | `ttftSlackMs`    | 15      | … plus this (below one frame at 60 Hz: not noticeable)          |
- * | `minTokensPerSec`| 12      | decoding at least this fast (reading speed is ~5 tokens/s)      |
+ * | `minTokensPerSec`| 12      | streaming at least this fast: the reading-speed floor (the router bench calibrates it: skimming speed, 700 words/min, × the tokenizer's measured tokens per word) |
+ * | `tokensPerSecRatio` | 0.25 | … and at least this share of all-cloud's streaming rate …      |
+ * | `maxUsefulTokensPerSec` | 60 | … counted up to this rate (one token per 60 Hz frame: a faster cloud is not a faster screen) |
+ *
+ * "No noticeable slow-down" is thus: TTFT ≤ `ttftRatio` × all-cloud's + `ttftSlackMs`, and
+ * tokens/s ≥ max(`minTokensPerSec`, `tokensPerSecRatio` × min(all-cloud's, `maxUsefulTokensPerSec`)).
  * | `draftTop1`      | 0.5     | keep drafting while the early-exit top-1 probability ≥ this     |
  * | `maxDraft`       | 6       | most drafts per round trip                                     |
  * | `savingsTolerance` | 0.05  | routes within 5 points of cloud share of the cheapest count as equally cheap: the fastest wins |
@@ -45,8 +50,12 @@ export interface Thresholds {
   ttftRatio: number;
   /** … plus this many ms. */
   ttftSlackMs: number;
-  /** Decoding must reach this many tokens per second. */
+  /** Decoding must reach this many tokens per second (the reading-speed floor) … */
   minTokensPerSec: number;
+  /** … and this share of all-cloud's tokens per second … */
+  tokensPerSecRatio: number;
+  /** … counting all-cloud's rate up to this many tokens per second. */
+  maxUsefulTokensPerSec: number;
   /** Keep drafting while the early-exit top-1 probability is at least this. */
   draftTop1: number;
   /** Most drafts per round trip. */
@@ -62,6 +71,8 @@ export const DEFAULT_THRESHOLDS: Thresholds = {
   ttftRatio: 1.0,
   ttftSlackMs: 15,
   minTokensPerSec: 12,
+  tokensPerSecRatio: 0.25,
+  maxUsefulTokensPerSec: 60,
   draftTop1: 0.5,
   maxDraft: 6,
   savingsTolerance: 0.05,
@@ -71,7 +82,8 @@ export const DEFAULT_THRESHOLDS: Thresholds = {
 const pct = (x: number) => `${Math.round(100 * x)}%`;
 const ms = (x: number) => `${x < 10 ? x.toFixed(1) : Math.round(x)} ms`;
 
-const name = (p: Prediction) => `K=${p.split}${p.drafting ? "+drafts" : ""}`;
+const name = (p: Prediction) =>
+  `K=${p.split}${p.drafting ? `+drafts(≤${p.speculation?.maxDraft ?? "?"})` : ""}`;
 
 function routeOf(split: number, L: number): Route {
   return split <= 0 ? "cloud" : split >= L ? "local" : "split";
@@ -105,17 +117,23 @@ export class DefaultPolicy implements Policy {
     const base = all[0];
     const deepest = maxDeviceLayers(input);
     const ttftLimit = base.ttftMs * t.ttftRatio + t.ttftSlackMs;
+    const rateLimit = Math.max(
+      t.minTokensPerSec,
+      t.tokensPerSecRatio * Math.min(base.tokensPerSec, t.maxUsefulTokensPerSec),
+    );
     const rejected: string[] = [];
     const ok: Prediction[] = [];
-    const candidates = all.slice(1, deepest + 1).flatMap((p) =>
-      p.drafting ? [p, predictSplit(input, p.split, false)] : [p]
-    );
+    const candidates = all.slice(1, deepest + 1).flatMap((p) => [
+      ...(p.drafting ? [p] : []),
+      predictSplit(input, p.split, false),
+      ...(input.draftVariants?.[p.split] ?? []).map((v) => predictSplit(input, p.split, v)),
+    ]);
     for (const p of candidates) {
       if (!input.edge.available && p.split < L) continue;
       if (p.ttftMs > ttftLimit) {
         rejected.push(`${name(p)} TTFT ${ms(p.ttftMs)} > ${ms(ttftLimit)}`);
-      } else if (p.tokensPerSec < t.minTokensPerSec) {
-        rejected.push(`${name(p)} ${p.tokensPerSec.toFixed(1)} tok/s < ${t.minTokensPerSec}`);
+      } else if (p.tokensPerSec < rateLimit) {
+        rejected.push(`${name(p)} ${p.tokensPerSec.toFixed(1)} tok/s < ${rateLimit.toFixed(1)}`);
       } else ok.push(p);
     }
     if (ok.length > 0) {
@@ -124,8 +142,15 @@ export class DefaultPolicy implements Policy {
       const near = ok.filter((p) => p.cloudShare <= cheapest + t.savingsTolerance + 1e-12);
       near.sort((a, b) => a.totalMs - b.totalMs || a.cost - b.cost || b.split - a.split);
       const p = near[0];
-      const draft = p.drafting ? `, drafting up to ${t.maxDraft}` : "";
-      return this.#decision(p, base, L, p.drafting ? t.maxDraft : 0, describe(p, base, L) + draft);
+      const maxDraft = p.drafting ? p.speculation?.maxDraft ?? t.maxDraft : 0;
+      const top1 = p.speculation?.draftTop1 ?? t.draftTop1;
+      const draft = p.drafting
+        ? `, drafting up to ${maxDraft} while top-1 ≥ ${top1} (${
+          p.speculation!.tokensPerRoundTrip.toFixed(1)
+        } tokens/trip)`
+        : "";
+      const d = this.#decision(p, base, L, maxDraft, describe(p, base, L) + draft);
+      return p.drafting ? { ...d, draftTop1: top1 } : d;
     }
     if (input.edge.available) {
       const why = deepest === 0
@@ -141,7 +166,9 @@ export class DefaultPolicy implements Policy {
       L,
       0,
       `local: the edge is unavailable; ${
-        deepest < L ? `early exit after layer ${deepest}` : "whole model"
+        deepest < L
+          ? `early exit after layer ${deepest} (degraded: may differ from the whole model)`
+          : "whole model"
       }`,
     );
   }
@@ -151,6 +178,18 @@ export class DefaultPolicy implements Policy {
     const t = this.thresholds;
     if (drafted === 0 && c.top1 >= t.localTop1) return "local";
     return drafted < t.maxDraft && c.top1 >= t.draftTop1 ? "draft" : "send";
+  }
+
+  /** Per step under a decision: its draft length and threshold (the variant it chose). */
+  stepFor(d: Decision): Pick<Policy, "step"> {
+    const t = this.thresholds;
+    const top1 = d.draftTop1 ?? t.draftTop1;
+    return {
+      step: (c: Confidence, drafted: number): StepAction => {
+        if (drafted === 0 && c.top1 >= t.localTop1) return "local";
+        return drafted < d.maxDraft && c.top1 >= top1 ? "draft" : "send";
+      },
+    };
   }
 
   #decision(

@@ -95,6 +95,10 @@ export interface EdgeState {
 export interface WireProfile {
   /** Bytes of one boundary row on the wire (e.g. 4·dim for f32, dim + 4 for int8). */
   bytesPerRow: number;
+  /** Bytes of one prompt row, when prompts use another dtype (e.g. 2·dim for f16). */
+  prefillBytesPerRow?: number;
+  /** Rows per chunk of a pipelined prompt (0 or absent: the prompt is computed, then sent). */
+  pipelineRows?: number;
   /** Fixed bytes per request (frame header, HTTP overhead). */
   requestBytes: number;
   /** Bytes per answered token plus the closing line, averaged. */
@@ -107,6 +111,10 @@ export interface SpeculationProfile {
   tokensPerRoundTrip: number;
   /** Rows the edge runs per answered token (1 without drafting; more with rejected drafts). */
   rowsPerToken: number;
+  /** The draft threshold this was observed with (early-exit top-1 probability). */
+  draftTop1?: number;
+  /** The most drafts per round trip it was observed with. */
+  maxDraft?: number;
 }
 
 /** Everything a policy decides from. */
@@ -125,6 +133,11 @@ export interface RouterInput {
   wire: WireProfile;
   /** Speculation per split K (index K); missing entries mean no drafting. */
   speculation?: (SpeculationProfile | undefined)[];
+  /**
+   * Drafting variants per split K (index K), each observed with its own `draftTop1` and
+   * `maxDraft`: the policy weighs them all (long drafts pay off on slow round trips).
+   */
+  draftVariants?: (SpeculationProfile[] | undefined)[];
 }
 
 /** Where a query runs. */
@@ -156,6 +169,8 @@ export interface Prediction {
   cost: number;
   /** Whether this prediction assumes self-speculative drafting. */
   drafting: boolean;
+  /** The drafting variant assumed (when `drafting`). */
+  speculation?: SpeculationProfile;
 }
 
 /** A policy's answer for one query: route, split, drafting, why, and what it expects. */
@@ -166,6 +181,8 @@ export interface Decision {
   split: number;
   /** Most draft tokens per round trip (0 = no self-speculation). */
   maxDraft: number;
+  /** Draft while the early-exit top-1 probability is at least this (when `maxDraft` > 0). */
+  draftTop1?: number;
   /** Human-readable reason, for logs and audits. */
   reason: string;
   /** Name of the policy that decided. */
@@ -193,4 +210,6 @@ export interface Policy {
   decide(input: RouterInput): Decision;
   /** Per decoding step: keep, draft or send the early-exit token (`drafted` so far). */
   step(confidence: Confidence, drafted: number): StepAction;
+  /** Per step under a decision (its `maxDraft` and `draftTop1`); without it, `step`. */
+  stepFor?(decision: Decision): Pick<Policy, "step">;
 }
