@@ -148,7 +148,7 @@ export class ThreadPool {
     const fn = this.#k.exports[name] as (...a: number[]) => void;
     const ctrl = this.#ctrl;
     if (!ctrl || rows <= grain || work < MIN_SPLIT_WORK) {
-      fn(...args, 0, rows);
+      call(fn, args, 0, rows);
       return;
     }
     const units = Math.ceil(rows / grain);
