@@ -90,3 +90,28 @@ export {
 } from "./runtime/edge_client.ts";
 export { WIRE_DTYPES, type WireDtype } from "./runtime/wire.ts";
 export type { Reply, ReplyDone, ReplyToken } from "./runtime/wire_reply.ts";
+export {
+  type RoutedDecision,
+  routedGenerate,
+  type RoutedOptions,
+  type RoutedRun,
+} from "./runtime/routed.ts";
+export {
+  measureEngineFlops,
+  type RouterContext,
+  routerInputFor,
+  type WireChoice,
+} from "./runtime/router_input.ts";
+export { earlyExitGenerate } from "./runtime/early_exit.ts";
+export { cloudGenerate, type CloudRun, type CloudTarget } from "./runtime/cloud_generate.ts";
+export type * from "./runtime/router/types.ts";
+export {
+  DEFAULT_THRESHOLDS,
+  DefaultPolicy,
+  FixedPolicy,
+  localFallback,
+  NetworkEstimator,
+  type RequestMetrics,
+  type RequestSample,
+  type Thresholds,
+} from "./runtime/router/mod.ts";

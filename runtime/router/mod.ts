@@ -24,6 +24,12 @@ export * from "./types.ts";
 export { confidenceOf } from "./confidence.ts";
 export { type EstimatorOptions, NetworkEstimator, type RequestSample } from "./network.ts";
 export { maxDeviceLayers, predictAll, predictSplit } from "./cost_model.ts";
-export { DEFAULT_THRESHOLDS, DefaultPolicy, FixedPolicy, type Thresholds } from "./policy.ts";
+export {
+  DEFAULT_THRESHOLDS,
+  DefaultPolicy,
+  FixedPolicy,
+  localFallback,
+  type Thresholds,
+} from "./policy.ts";
 export { MetricsRecorder, type RequestMetrics, type RoundTripSample } from "./accounting.ts";
 export { type Labels, Metric, MetricRegistry, parsePrometheus, type Sample } from "./prometheus.ts";

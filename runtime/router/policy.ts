@@ -97,6 +97,38 @@ function describe(p: Prediction, base: Prediction, L: number): string {
   } all-cloud, ${rate}`;
 }
 
+/**
+ * The decision when the edge is unavailable: the deepest the device can go, answered by its
+ * early-exit head when it does not hold the whole model.
+ *
+ * @example
+ * ```ts
+ * import { localFallback } from "./policy.ts";
+ * import type { RouterInput } from "./types.ts";
+ * declare const input: RouterInput;
+ * console.log(localFallback(input).reason);
+ * ```
+ */
+export function localFallback(input: RouterInput): Decision {
+  const L = input.model.nLayers;
+  const all = predictAll(input);
+  const deepest = maxDeviceLayers(input);
+  const p = all[Math.max(1, deepest)];
+  return {
+    route: "local",
+    split: L,
+    maxDraft: 0,
+    reason: `local: the edge is unavailable; ${
+      deepest < L
+        ? `early exit after layer ${deepest} (degraded: may differ from the whole model)`
+        : "whole model"
+    }`,
+    policy: "fallback",
+    predicted: { ...p, split: L, edgeFlops: 0, cloudShare: 0, cost: 0 },
+    baseline: all[0],
+  };
+}
+
 /** Cheapest route not noticeably slower than all-cloud. */
 export class DefaultPolicy implements Policy {
   /** Policy name. */
@@ -158,19 +190,7 @@ export class DefaultPolicy implements Policy {
         : `no split is fast enough (${rejected.slice(-2).join("; ")})`;
       return this.#decision(base, base, L, 0, `cloud: ${why}`);
     }
-    // No edge: the deepest the device can go, answered by its early-exit head if not whole.
-    const p = all[Math.max(1, deepest)];
-    return this.#decision(
-      { ...p, split: L, edgeFlops: 0, cloudShare: 0, cost: 0 },
-      base,
-      L,
-      0,
-      `local: the edge is unavailable; ${
-        deepest < L
-          ? `early exit after layer ${deepest} (degraded: may differ from the whole model)`
-          : "whole model"
-      }`,
-    );
+    return { ...localFallback(input), policy: this.name };
   }
 
   /** Per step: local when very confident, draft while confident, else send. */
@@ -227,9 +247,12 @@ export class FixedPolicy implements Policy {
     this.name = split === 0 ? "cloud" : `fixed-${split}`;
   }
 
-  /** The fixed route, with its prediction. */
+  /** The fixed route, with its prediction (local early exit when the edge is unavailable). */
   decide(input: RouterInput): Decision {
     const L = input.model.nLayers;
+    if (!input.edge.available && this.split < L) {
+      return { ...localFallback(input), policy: this.name };
+    }
     const all = predictAll(input);
     const p = all[Math.min(L, Math.max(0, this.split))];
     const route = routeOf(p.split, L);

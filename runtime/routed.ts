@@ -1,0 +1,239 @@
+/**
+ * The router's entry point: one call decides where a query runs — on the device (`local`),
+ * split at layer K with self-speculation, or on the edge (`cloud`, token ids only) — runs it,
+ * and streams the tokens. The decision log says why (each decision carries its reason and its
+ * predicted cost and latency); the metrics say what it cost.
+ *
+ * When the edge is slow (no answer within `timeoutMs`) or unreachable mid-generation, the
+ * policy decides again with the edge marked unavailable and generation continues from the
+ * tokens already produced: on the device's early-exit head (`local`, flagged `degraded` when
+ * the device holds fewer than all layers), or on whatever route the policy answers.
+ *
+ * Greedy split output with an `f32` decode wire equals the all-cloud tokens; an `f16`/`int8`
+ * prompt wire trades that exactness for bytes (the router bench measures the agreement).
+ *
+ * @example
+ * ```ts
+ * import { routedGenerate } from "./routed.ts";
+ * import type { Engine } from "./engine.ts";
+ * declare const engine: Engine; // embedding, layers [0, H), head
+ * const run = routedGenerate(engine, [1, 403, 89], {
+ *   edge: "http://127.0.0.1:8787", modelId: "stories260K", modelDigest: "…", maxTokens: 64,
+ *   wire: { prefill: "f16", pipelineRows: 64 },
+ * });
+ * for await (const token of run) console.log(token);
+ * console.log(run.decisions().map((d) => d.reason), run.metrics().edgeFlops);
+ * ```
+ *
+ * @module
+ */
+
+import { rowsFlops } from "./cost.ts";
+import { cloudGenerate } from "./cloud_generate.ts";
+import { earlyExitGenerate } from "./early_exit.ts";
+import type { Engine } from "./engine.ts";
+import { check, TandemError } from "./errors.ts";
+import { estimatingFetch } from "./estimating_fetch.ts";
+import { headFlops } from "./model.ts";
+import { MetricsRecorder, type RequestMetrics } from "./router/accounting.ts";
+import { NetworkEstimator } from "./router/network.ts";
+import { DefaultPolicy } from "./router/policy.ts";
+import type { Decision, Policy } from "./router/types.ts";
+import { type RouterContext, routerInputFor } from "./router_input.ts";
+import { createSession } from "./session.ts";
+import { generateSpeculative } from "./speculate_session.ts";
+import { combineMetrics } from "./routed_metrics.ts";
+
+/** Options of {@linkcode routedGenerate}. */
+export interface RoutedOptions extends RouterContext {
+  /** Edge base URL. */
+  edge: string | URL;
+  /** Model id the edge knows. */
+  modelId: string;
+  /** Weights digest of the whole model. */
+  modelDigest: string;
+  /** The policy (default {@linkcode DefaultPolicy}). */
+  policy?: Policy;
+  /** The network estimator, updated by every request (default: a fresh one). */
+  estimator?: NetworkEstimator;
+  /** Feed the estimator from this run's requests (default true). */
+  estimate?: boolean;
+  /** Most tokens (default 256). */
+  maxTokens?: number;
+  /** Stop at EOS/BOS (default true). */
+  stopAtEos?: boolean;
+  /** The fetch to use (default the global one). */
+  fetch?: typeof fetch;
+  /** Extra request headers. */
+  headers?: Record<string, string>;
+  /** The edge's API key. */
+  apiKey?: string;
+  /** A request (or the gap between streamed tokens) longer than this fails over (default 5000). */
+  timeoutMs?: number;
+  /** Retries of a request that got no answer before failing over (default 1). */
+  retries?: number;
+  /** Most re-decisions after failures (default 2); past it the error is thrown. */
+  maxFallbacks?: number;
+}
+
+/** A decision as it was taken during a run. */
+export interface RoutedDecision extends Decision {
+  /** Tokens produced before it. */
+  atToken: number;
+  /** The tokens it produces may differ from the whole model's (early exit). */
+  degraded: boolean;
+  /** The failure that made the router decide again. */
+  trigger?: string;
+}
+
+/** The token stream of a routed query, with its decisions and cost. */
+export interface RoutedRun extends AsyncIterableIterator<number> {
+  /** Decisions so far, in order (more than one after a fallback). */
+  decisions(): RoutedDecision[];
+  /** One metrics record per route taken. */
+  segments(): RequestMetrics[];
+  /** The whole query's cost and latency (complete once the iterator is done). */
+  metrics(): RequestMetrics;
+}
+
+const FAILOVER = new Set(["network", "session_not_found", "capacity", "rate_limited", "conflict"]);
+
+/**
+ * Decides, runs and streams one query (see the module doc).
+ *
+ * @example
+ * ```ts
+ * import { routedGenerate } from "./routed.ts";
+ * import { FixedPolicy } from "./router/policy.ts";
+ * import type { Engine } from "./engine.ts";
+ * declare const engine: Engine;
+ * const tokens = await Array.fromAsync(routedGenerate(engine, [1], { edge: "http://127.0.0.1:8787",
+ *   modelId: "m", modelDigest: "…", policy: new FixedPolicy(3, 6), maxTokens: 16 }));
+ * ```
+ */
+export function routedGenerate(
+  engine: Engine,
+  prompt: readonly number[],
+  options: RoutedOptions,
+): RoutedRun {
+  check(prompt.length > 0, "bad_argument", "Cannot generate: empty prompt");
+  const c = engine.config;
+  const L = c.nLayers;
+  const policy = options.policy ?? new DefaultPolicy();
+  const estimator = options.estimator ?? new NetworkEstimator();
+  const fetch = options.estimate === false
+    ? options.fetch
+    : estimatingFetch(estimator, options.fetch ?? globalThis.fetch.bind(globalThis));
+  const maxTokens = options.maxTokens ?? 256;
+  const stopAtEos = options.stopAtEos ?? true;
+  const timeoutMs = options.timeoutMs ?? 5000;
+  const headers = {
+    ...options.headers,
+    ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}),
+  };
+  const log: RoutedDecision[] = [];
+  const segments: (() => RequestMetrics)[] = [];
+  const overall = new MetricsRecorder({ route: "local", split: L, promptTokens: prompt.length });
+
+  const decide = (produced: number, edgeUp: boolean, trigger?: string): Decision => {
+    const input = routerInputFor(
+      engine,
+      estimator.state,
+      { promptTokens: prompt.length + produced, maxTokens: maxTokens - produced },
+      options,
+    );
+    if (!edgeUp) input.edge = { ...input.edge, available: false };
+    const d = policy.decide(input);
+    const held = engine.parts.layers[1];
+    log.push({ ...d, atToken: produced, degraded: d.route === "local" && held < L, trigger });
+    return d;
+  };
+
+  async function* route(d: Decision, context: number[], budget: number): AsyncGenerator<number> {
+    if (d.route === "local") {
+      const rec = new MetricsRecorder({ route: "local", split: L, promptTokens: context.length });
+      segments.push(() => rec.finish());
+      const H = Math.min(L, engine.parts.layers[1]);
+      let n = 0;
+      for (const t of earlyExitGenerate(engine, context, budget, stopAtEos)) {
+        n++;
+        rec.tokens(1, true);
+        yield t;
+      }
+      rec.flops(rowsFlops(c, H, 0, context.length + Math.max(0, n - 1)) + n * headFlops(c));
+      return;
+    }
+    if (d.route === "cloud") {
+      const rec = new MetricsRecorder({ route: "cloud", split: 0, promptTokens: context.length });
+      segments.push(() => rec.finish());
+      const target = { edge: options.edge, modelId: options.modelId, fetch, headers };
+      const run = cloudGenerate({ ...target, idleTimeoutMs: timeoutMs }, context, budget);
+      let n = 0;
+      try {
+        for await (const t of run) {
+          n++;
+          rec.tokens(1);
+          yield t;
+        }
+      } finally {
+        const whole = rowsFlops(c, L, 0, context.length + Math.max(0, n - 1)) + n * headFlops(c);
+        rec.flops(0, whole);
+        rec.roundTrip({ bytesUp: run.bytesUp(), bytesDown: run.bytesDown(), answered: n });
+      }
+      return;
+    }
+    const session = await createSession({
+      engine,
+      modelId: options.modelId,
+      modelDigest: options.modelDigest,
+      split: d.split,
+      edge: options.edge,
+      wire: options.wire?.decode ?? "f32",
+      prefillWire: options.wire?.prefill,
+      pipelineRows: options.wire?.pipelineRows,
+      fetch,
+      headers: options.headers,
+      apiKey: options.apiKey,
+      timeoutMs,
+      retries: options.retries ?? 1,
+    });
+    const steps = d.maxDraft > 0 ? policy.stepFor?.(d) ?? policy : "plain";
+    const run = generateSpeculative(session, engine, context, {
+      maxTokens: budget,
+      stopAtEos,
+      policy: steps,
+    });
+    segments.push(() => run.metrics());
+    try {
+      yield* run;
+    } finally {
+      session.close().catch(() => {}); // a slow or gone edge must not hold the caller
+    }
+  }
+
+  async function* all(): AsyncGenerator<number, void, void> {
+    const produced: number[] = [];
+    let d = decide(0, true);
+    for (let fallbacks = 0;; fallbacks++) {
+      try {
+        for await (const t of route(d, [...prompt, ...produced], maxTokens - produced.length)) {
+          produced.push(t);
+          overall.tokens(1);
+          yield t;
+        }
+        return;
+      } catch (e) {
+        const code = e instanceof TandemError ? e.code : "";
+        if (!FAILOVER.has(code) || fallbacks >= (options.maxFallbacks ?? 2)) throw e;
+        if (produced.length >= maxTokens) return;
+        d = decide(produced.length, false, `${code}: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  return Object.assign(all(), {
+    decisions: () => [...log],
+    segments: () => segments.map((s) => s()),
+    metrics: () => combineMetrics(overall.finish(), segments.map((s) => s())),
+  }) as RoutedRun;
+}

@@ -1,0 +1,145 @@
+// The routed generator over real HTTP on loopback: split (with drafts, f32 wire, plain and
+// pipelined prompts) and cloud (the token-id route) give exactly the all-cloud greedy tokens;
+// f16 prompts stay close; a slow edge mid-generation falls back to the device's early-exit
+// head, flagged degraded in the decision log; the token route streams and validates.
+import assert from "node:assert/strict";
+import { parseLlama2c } from "../runtime/formats/llama2c.ts";
+import { parseLlama2cTokenizer } from "../runtime/tokenizer/llama2c.ts";
+import { RefEngine } from "../runtime/forward.ts";
+import { generate } from "../runtime/generate.ts";
+import { cutModel } from "../runtime/shard.ts";
+import { digestModel } from "../runtime/digest.ts";
+import { routedGenerate } from "../runtime/routed.ts";
+import { earlyExitGenerate } from "../runtime/early_exit.ts";
+import { DefaultPolicy, FixedPolicy } from "../runtime/router/policy.ts";
+import { createEdgeApp } from "../edge/app.ts";
+import { serveEdge } from "../edge/hosts/deno.ts";
+import { startFaultProxy } from "./_fault_proxy.ts";
+
+const DIR = new URL("../../shared/models/stories260K/", import.meta.url);
+const model = parseLlama2c(await Deno.readFile(new URL("stories260K.bin", DIR)));
+const tok = parseLlama2cTokenizer(await Deno.readFile(new URL("tok512.bin", DIR)), 512);
+const modelDigest = (await digestModel(model)).modelDigest!;
+const ID = "stories260K";
+const full = new RefEngine(model);
+const device = new RefEngine(cutModel(model, { layers: [0, 4], embed: true, head: true }));
+const SHORT = tok.encode("Once upon a time, there was a dog");
+const LONG = tok.encode(
+  "Lily and her mom went to the store. They wanted to buy a big red apple and some milk. " +
+    "The store was busy and Lily held her mom's hand. Then she saw",
+);
+const N = 40;
+const want = (p: number[]) => [...generate(full, p, { maxTokens: N })];
+
+async function withEdge(fn: (url: string) => Promise<void>): Promise<void> {
+  const edge = await createEdgeApp({ models: [{ id: ID, model }] });
+  const server = serveEdge(edge.fetch);
+  try {
+    await fn(server.url);
+  } finally {
+    await server.close();
+    edge.dispose();
+  }
+}
+
+const base = (edge: string) => ({ edge, modelId: ID, modelDigest, maxTokens: N });
+
+Deno.test("routed: split with drafts, plain and pipelined f32 prompts, equals all-cloud", async () => {
+  await withEdge(async (url) => {
+    for (const prompt of [SHORT, LONG]) {
+      for (const pipelineRows of [0, 8]) {
+        const run = routedGenerate(device, prompt, {
+          ...base(url),
+          policy: new FixedPolicy(4, 6),
+          wire: { decode: "f32", prefill: "f32", pipelineRows },
+        });
+        assert.deepEqual(await Array.fromAsync(run), want(prompt));
+        const [d] = run.decisions();
+        assert.equal(d.route, "split");
+        assert.equal(d.degraded, false);
+        const m = run.metrics();
+        assert.ok(m.edgeFlops > 0 && m.deviceFlops > m.edgeFlops);
+        assert.ok(m.tokensPerRoundTrip >= 1);
+      }
+    }
+  });
+});
+
+Deno.test("routed: f16 prompt rows with f32 decode stay close to all-cloud", async () => {
+  await withEdge(async (url) => {
+    const got = await Array.fromAsync(routedGenerate(device, LONG, {
+      ...base(url),
+      policy: new FixedPolicy(4, 6),
+      wire: { decode: "f32", prefill: "f16", pipelineRows: 8 },
+    }));
+    const ref = want(LONG);
+    const same = got.filter((t, i) => t === ref[i]).length;
+    assert.ok(same >= ref.length * 0.9, `${same}/${ref.length}`);
+  });
+});
+
+Deno.test("routed: cloud route sends token ids and streams the all-cloud tokens", async () => {
+  await withEdge(async (url) => {
+    const run = routedGenerate(device, SHORT, { ...base(url), policy: new FixedPolicy(0) });
+    assert.deepEqual(await Array.fromAsync(run), want(SHORT));
+    const m = run.metrics();
+    assert.equal(m.route, "cloud");
+    assert.equal(m.deviceFlops, 0);
+    assert.ok(m.bytesUp > 0 && m.bytesDown > 0);
+    // The default policy on loopback decides something; whatever it is, f32 is exact.
+    const auto = routedGenerate(device, SHORT, { ...base(url), policy: new DefaultPolicy() });
+    assert.deepEqual(await Array.fromAsync(auto), want(SHORT));
+    assert.match(auto.decisions()[0].reason, /cloud|split|local/);
+  });
+});
+
+Deno.test("routed: token route validates its input", async () => {
+  await withEdge(async (url) => {
+    const bad = await fetch(`${url}/v1/generate`, {
+      method: "POST",
+      body: JSON.stringify({ model: ID, tokens: [1, 99999] }),
+    });
+    assert.equal(bad.status, 400);
+    assert.equal((await bad.json()).error.code, "bad_request");
+  });
+});
+
+for (const policy of [new FixedPolicy(4, 6), new FixedPolicy(0)]) {
+  Deno.test(`routed: a slow edge mid-generation (${policy.name}) falls back to local, degraded`, async () => {
+    const edge = await createEdgeApp({ models: [{ id: ID, model }] });
+    const server = serveEdge(edge.fetch);
+    let forwards = 0;
+    // Split: the 4th frame stalls. Cloud: the stream's answer is held back past the timeout.
+    const proxy = startFaultProxy(server.url, (req) => {
+      const path = new URL(req.url).pathname;
+      if (path.endsWith("/forward")) return forwards++ >= 3 ? { delayMs: 1500 } : "pass";
+      if (path === "/v1/generate") return { delayMs: 1500 };
+      return "pass";
+    });
+    try {
+      const run = routedGenerate(device, SHORT, {
+        ...base(proxy.url),
+        policy,
+        timeoutMs: 150,
+        retries: 0,
+      });
+      const got = await Array.fromAsync(run);
+      const log = run.decisions();
+      assert.equal(log.length, 2);
+      assert.equal(log[1].route, "local");
+      assert.equal(log[1].degraded, true);
+      assert.match(log[1].trigger ?? "", /^network/);
+      assert.match(log[1].reason, /degraded/);
+      const k = log[1].atToken;
+      const ref = want(SHORT);
+      assert.deepEqual(got.slice(0, k), ref.slice(0, k)); // what the edge answered is exact
+      const context = [...SHORT, ...got.slice(0, k)];
+      assert.deepEqual(got.slice(k), [...earlyExitGenerate(device, context, N - k)]);
+      assert.equal(run.segments()[1].localTokens, got.length - k);
+    } finally {
+      await proxy.close();
+      await server.close();
+      edge.dispose();
+    }
+  });
+}
