@@ -161,13 +161,15 @@ export async function run(args: string[]): Promise<void> {
       const copies = Math.max(1, Math.ceil(STREAM_BYTES / bytes));
       const ptrs = Array.from({ length: copies }, () => v.parts.map((p) => k.put(p)));
       const call = (pool: ThreadPool, p: number[]) => {
-        if (v.name === "f32") pool.run("matmul_f32", [po, px, p[0], 1, din, dout, 0], dout);
+        // As the engine calls it: small calls (< MIN_SPLIT_WORK) stay on the caller.
+        const work = din * dout;
+        if (v.name === "f32") pool.run("matmul_f32", [po, px, p[0], 1, din, dout, 0], dout, work);
         else if (v.name === "q8f") {
-          pool.run("matmul_q8f", [po, px, p[0], p[1], 1, din, dout, 0], dout);
+          pool.run("matmul_q8f", [po, px, p[0], p[1], 1, din, dout, 0], dout, work);
         } else {
           k.exports.quantize_act(act, px, 1, din);
           const fn = v.name === "q8" ? "matmul_q8" : "matmul_q4";
-          pool.run(fn, [po, act, p[0], p[1], 1, din, dout, 0], dout);
+          pool.run(fn, [po, act, p[0], p[1], 1, din, dout, 0], dout, work);
         }
       };
       let one: Row | undefined;

@@ -56,8 +56,12 @@ const SPIN_US = 1000;
  * from JS, ~0.1 µs) stays negligible.
  */
 const CHUNKS_PER_THREAD = 4;
-/** Below this many multiply-adds a call runs on the caller alone. */
-export const MIN_SPLIT_WORK = 32768;
+/**
+ * Below this many multiply-adds a call runs on the caller alone: splitting a matvec of
+ * ~100k multiply-adds (SmolLM2-135M's k/v projections, 5–10 µs) cost more than it saved in
+ * `deno task bench kernels`.
+ */
+export const MIN_SPLIT_WORK = 131072;
 
 /** fn(...args, r0, r1) without allocating for the common argument counts. */
 function call(fn: (...a: number[]) => void, a: number[], r0: number, r1: number): void {
