@@ -7,7 +7,8 @@
  * Cold, like a real decode: each variant's weights (in the kernels' row-tiled layout) are
  * copied until the copies fill ≥ 256 MiB (8× the L3 here) and calls rotate over them, so
  * every byte comes from DRAM, as the native probe's do. "hot" rows run one copy (cache-
- * resident for the small shapes), labelled and never compared with the DRAM ceiling. The
+ * resident for the small shapes: there 2 threads show the compute scaling), labelled and
+ * never compared with the DRAM ceiling. The
  * TypeScript loop and the onnxruntime-web peer run one copy each; their ratios compare with
  * our hot f32 row.
  *
@@ -188,15 +189,20 @@ export async function run(args: string[]): Promise<void> {
         else if (one) r.vs1t = one.us / r.us;
       }
       if (v.name !== "q8f") {
-        const r = add(
-          `wasm ${v.name} 1t hot`,
-          1,
-          false,
-          time(() => call(pools[0], ptrs[0]), ms),
-          bytes,
-        );
-        r.vsTs = ts.us / r.us;
-        if (v.name === "f32") hotF32 = r.us;
+        let hot1: Row | undefined;
+        for (const pool of pools) {
+          const r = add(
+            `wasm ${v.name} ${pool.threads}t hot`,
+            pool.threads,
+            false,
+            time(() => call(pool, ptrs[0]), ms),
+            bytes,
+          );
+          r.vsTs = ts.us / r.us;
+          if (pool.threads === 1) hot1 = r;
+          else if (hot1) r.vs1t = hot1.us / r.us;
+          if (v.name === "f32" && pool.threads === 1) hotF32 = r.us;
+        }
       }
       for (const p of ptrs.flat()) k.free(p);
     }
