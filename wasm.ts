@@ -22,7 +22,14 @@ export {
   createEngine,
   type CreateEngineOptions,
 } from "./runtime/create_engine.ts";
-export { type EngineQuant, WasmEngine, type WasmEngineOptions } from "./runtime/wasm_engine.ts";
+export {
+  type EngineQuant,
+  WasmEngine,
+  type WasmEngineOptions,
+  type WeightPlan,
+  weightPlan,
+} from "./runtime/wasm_engine.ts";
+export type { WeightType } from "./runtime/wasm_weights.ts";
 export { WasmCache } from "./runtime/wasm_cache.ts";
 export {
   type Flavor,
