@@ -8,13 +8,10 @@
 //! valid 7-bit operand of the relaxed int8 dot, so sum(a * (q + 8)) is computed directly and
 //! the zero point removed with the block's activation sum: sum(a * q) = dot - 8 * sum(a).
 //! The four rows of a tile share each activation block's loads and its zero-point term.
-use crate::matmul_q8::store_tile;
+use crate::matmul_q8::quant_tiles;
 use crate::quant_act::{act_parts, Act};
-use crate::simd::{fmadd, lane, load};
+use crate::simd::load;
 use core::arch::wasm32::*;
-
-/// Rows per tile.
-const TILE: usize = 4;
 
 /// One activation block as the dot wants it, and its zero-point term (lane 0: 8 * sum(a)).
 #[derive(Clone, Copy)]
@@ -91,23 +88,5 @@ pub unsafe extern "C" fn matmul_q4(
 ) {
     let nb = din.div_ceil(32);
     let a = act_parts(act, n, nb);
-    let mut o = r0;
-    while o < r1 {
-        let (tq, td) = (wq.add(o * nb * 16), wd.add(o * nb));
-        for t in 0..n {
-            let mut acc = [f32x4_splat(0.0); TILE];
-            for b in 0..nb {
-                let blk = t * nb + b;
-                let ab = ablock(&a, blk);
-                let sv = f32x4_mul(load(td.add(b * TILE)), f32x4_splat(*a.d.add(blk)));
-                let w = tq.add(b * TILE * 16);
-                acc[0] = fmadd(f32x4_convert_i32x4(block_dot(w, &ab)), lane::<0>(sv), acc[0]);
-                acc[1] = fmadd(f32x4_convert_i32x4(block_dot(w.add(16), &ab)), lane::<1>(sv), acc[1]);
-                acc[2] = fmadd(f32x4_convert_i32x4(block_dot(w.add(32), &ab)), lane::<2>(sv), acc[2]);
-                acc[3] = fmadd(f32x4_convert_i32x4(block_dot(w.add(48), &ab)), lane::<3>(sv), acc[3]);
-            }
-            store_tile(out, &acc, t, dout, bias, o, r1);
-        }
-        o += TILE;
-    }
+    quant_tiles::<16, ABlock>(out, &a, wq, wd, n, nb, dout, bias, r0, r1, |blk| ablock(&a, blk), |p, ab| block_dot(p, ab));
 }

@@ -113,20 +113,45 @@ pub unsafe extern "C" fn matmul_q8(
 ) {
     let nb = din.div_ceil(32);
     let a = act_parts(act, n, nb);
+    let w = wq as *const u8;
+    quant_tiles::<32, ABlock>(out, &a, w, wd, n, nb, dout, bias, r0, r1, |blk| ablock(&a, blk * 32), |p, ab| {
+        block_dot(p as *const i8, ab)
+    });
+}
+
+/// The tile loop shared by `matmul_q8` and `matmul_q4`: for each tile of rows [o, o + 4)
+/// from r0 and each token, the four rows' dots with every activation block (`dot` of the
+/// weight block at a pointer with the block prepared once by `prep`), scaled by the weight
+/// and activation scales, accumulated in f32. `BYTES`: bytes of one row's block of quants.
+#[inline(always)]
+pub unsafe fn quant_tiles<const BYTES: usize, A>(
+    out: *mut f32,
+    a: &Act,
+    wq: *const u8,
+    wd: *const f32,
+    n: usize,
+    nb: usize,
+    dout: usize,
+    bias: *const f32,
+    r0: usize,
+    r1: usize,
+    prep: impl Fn(usize) -> A,
+    dot: impl Fn(*const u8, &A) -> v128,
+) {
     let mut o = r0;
     while o < r1 {
-        let (tq, td) = (wq.add(o * nb * 32), wd.add(o * nb)); // this tile's blocks and scales
+        let (tq, td) = (wq.add(o * nb * BYTES), wd.add(o * nb)); // this tile's blocks and scales
         for t in 0..n {
             let mut acc = [f32x4_splat(0.0); TILE];
             for b in 0..nb {
                 let blk = t * nb + b;
-                let ab = ablock(&a, blk * 32);
+                let ab = prep(blk);
                 let sv = f32x4_mul(load(td.add(b * TILE)), f32x4_splat(*a.d.add(blk)));
-                let w = tq.add(b * TILE * 32);
-                acc[0] = fmadd(f32x4_convert_i32x4(block_dot(w, &ab)), lane::<0>(sv), acc[0]);
-                acc[1] = fmadd(f32x4_convert_i32x4(block_dot(w.add(32), &ab)), lane::<1>(sv), acc[1]);
-                acc[2] = fmadd(f32x4_convert_i32x4(block_dot(w.add(64), &ab)), lane::<2>(sv), acc[2]);
-                acc[3] = fmadd(f32x4_convert_i32x4(block_dot(w.add(96), &ab)), lane::<3>(sv), acc[3]);
+                let w = tq.add(b * TILE * BYTES);
+                acc[0] = fmadd(f32x4_convert_i32x4(dot(w, &ab)), lane::<0>(sv), acc[0]);
+                acc[1] = fmadd(f32x4_convert_i32x4(dot(w.add(BYTES), &ab)), lane::<1>(sv), acc[1]);
+                acc[2] = fmadd(f32x4_convert_i32x4(dot(w.add(2 * BYTES), &ab)), lane::<2>(sv), acc[2]);
+                acc[3] = fmadd(f32x4_convert_i32x4(dot(w.add(3 * BYTES), &ab)), lane::<3>(sv), acc[3]);
             }
             store_tile(out, &acc, t, dout, bias, o, r1);
         }
