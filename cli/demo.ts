@@ -1,11 +1,12 @@
 /**
- * `deno task demo`: split inference end to end. Starts an edge on loopback, runs the first
- * K layers of stories260K here and the rest on the edge, prints the story as it streams, then
- * what it cost: tokens, split layer, bytes per token each way, device vs edge time, and the
- * share of FLOPs that ran in the cloud.
+ * `deno task demo`: routed inference end to end. Starts an edge on loopback; the device holds
+ * layers [0, 4) of stories260K and the head; the router decides local / split / cloud (with
+ * self-speculative drafting), the story streams, then the decisions with their reasons and the
+ * cost: cloud FLOPs saved vs all-cloud, tokens per round trip, bytes per token.
+ * `--split K` runs a fixed split instead (the earlier demo).
  *
  * ```sh
- * deno task demo                       # split at 2, int8 on the wire
+ * deno task demo                       # routed
  * deno task demo --split 4 --wire f32 --prompt "Tom had a red ball" --max-tokens 120
  * deno task demo --edge http://127.0.0.1:8787   # an edge you started yourself
  * ```
@@ -22,6 +23,7 @@ import { parseLlama2cTokenizer } from "../runtime/tokenizer/llama2c.ts";
 import type { WireDtype } from "../runtime/wire.ts";
 import { WIRE_DTYPES } from "../runtime/wire.ts";
 import { formatSplitReport, runSplitGeneration } from "../edge/run_split.ts";
+import { formatRoutedReport, runRoutedGeneration } from "../edge/run_routed.ts";
 import { Progress } from "./_progress.ts";
 
 const DEFAULT_MODEL = new URL("../../shared/models/stories260K/", import.meta.url);
@@ -30,8 +32,9 @@ const USAGE = `usage: deno task demo [--model DIR] [--split K] [--wire f32|f16|i
                       [--max-tokens N] [--edge URL]
 
   --model       folder holding stories260K.bin and tok512.bin (default ../shared/models/stories260K)
-  --split       K: layers [0, K) run here, [K, L) on the edge (default 2)
-  --wire        activation encoding on the wire (default int8)
+  (default)     routed: the router picks local / split / cloud; f16 prompt rows, f32 decode
+  --split       K: a fixed split instead, layers [0, K) here, [K, L) on the edge
+  --wire        activation encoding on the wire with --split (default int8)
   --edge        use this edge instead of starting one on loopback`;
 
 /**
@@ -50,7 +53,7 @@ export async function main(argv: string[]): Promise<number> {
       args: argv,
       options: {
         model: { type: "string" },
-        split: { type: "string", default: "2" },
+        split: { type: "string" },
         wire: { type: "string", default: "int8" },
         prompt: { type: "string", default: "" },
         "max-tokens": { type: "string", default: "200" },
@@ -95,6 +98,26 @@ export async function main(argv: string[]): Promise<number> {
         ? `opening a session on ${values.edge}`
         : "digesting the weights, starting an edge on loopback",
     );
+    const onText = (piece: string) => {
+      if (!streaming) {
+        streaming = true;
+        progress.done();
+        if (values.prompt) process.stdout.write(encoder.encode(values.prompt));
+      }
+      process.stdout.write(encoder.encode(piece));
+    };
+    if (values.split === undefined) {
+      const routed = await runRoutedGeneration({
+        model,
+        tokenizer,
+        prompt: values.prompt,
+        edge: values.edge,
+        maxTokens: Number(values["max-tokens"]),
+        onText,
+      });
+      console.log("\n\n" + formatRoutedReport(routed));
+      return 0;
+    }
     const report = await runSplitGeneration({
       model,
       tokenizer,
@@ -104,14 +127,7 @@ export async function main(argv: string[]): Promise<number> {
       edge: values.edge,
       wire,
       maxTokens: Number(values["max-tokens"]),
-      onText: (piece) => {
-        if (!streaming) {
-          streaming = true;
-          progress.done();
-          if (values.prompt) process.stdout.write(encoder.encode(values.prompt));
-        }
-        process.stdout.write(encoder.encode(piece));
-      },
+      onText,
     });
     console.log("\n\n" + formatSplitReport(report));
     return 0;

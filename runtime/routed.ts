@@ -40,7 +40,7 @@ import { NetworkEstimator } from "./router/network.ts";
 import { DefaultPolicy } from "./router/policy.ts";
 import type { Decision, Policy } from "./router/types.ts";
 import { type RouterContext, routerInputFor } from "./router_input.ts";
-import { createSession } from "./session.ts";
+import { createSession, type SplitSession } from "./session.ts";
 import { generateSpeculative } from "./speculate_session.ts";
 import { combineMetrics } from "./routed_metrics.ts";
 
@@ -74,6 +74,48 @@ export interface RoutedOptions extends RouterContext {
   retries?: number;
   /** Most re-decisions after failures (default 2); past it the error is thrown. */
   maxFallbacks?: number;
+  /**
+   * A fresh split session opened ahead of the query (e.g. when the user starts typing, with
+   * {@linkcode openRoutedSession}); used when the decision is a split at its layer, else closed.
+   */
+  prepared?: SplitSession;
+}
+
+/**
+ * Opens a split session as {@linkcode routedGenerate} would (same wire and timeouts), to hand
+ * it over as `prepared` and keep the session set-up off the query's time to first token.
+ *
+ * @example
+ * ```ts
+ * import { openRoutedSession, routedGenerate } from "./routed.ts";
+ * import type { Engine } from "./engine.ts";
+ * declare const engine: Engine;
+ * const opts = { edge: "http://127.0.0.1:8787", modelId: "m", modelDigest: "…" };
+ * const prepared = await openRoutedSession(engine, 4, opts);
+ * const run = routedGenerate(engine, [1, 2, 3], { ...opts, prepared });
+ * ```
+ */
+export async function openRoutedSession(
+  engine: Engine,
+  split: number,
+  options: RoutedOptions,
+  fetch: typeof globalThis.fetch | undefined = options.fetch,
+): Promise<SplitSession> {
+  return await createSession({
+    engine,
+    modelId: options.modelId,
+    modelDigest: options.modelDigest,
+    split,
+    edge: options.edge,
+    wire: options.wire?.decode ?? "f32",
+    prefillWire: options.wire?.prefill,
+    pipelineRows: options.wire?.pipelineRows,
+    fetch,
+    headers: options.headers,
+    apiKey: options.apiKey,
+    timeoutMs: options.timeoutMs ?? 5000,
+    retries: options.retries ?? 1,
+  });
 }
 
 /** A decision as it was taken during a run. */
@@ -134,6 +176,7 @@ export function routedGenerate(
   const log: RoutedDecision[] = [];
   const segments: (() => RequestMetrics)[] = [];
   const overall = new MetricsRecorder({ route: "local", split: L, promptTokens: prompt.length });
+  let prepared = options.prepared;
 
   const decide = (produced: number, edgeUp: boolean, trigger?: string): Decision => {
     const input = routerInputFor(
@@ -182,21 +225,9 @@ export function routedGenerate(
       }
       return;
     }
-    const session = await createSession({
-      engine,
-      modelId: options.modelId,
-      modelDigest: options.modelDigest,
-      split: d.split,
-      edge: options.edge,
-      wire: options.wire?.decode ?? "f32",
-      prefillWire: options.wire?.prefill,
-      pipelineRows: options.wire?.pipelineRows,
-      fetch,
-      headers: options.headers,
-      apiKey: options.apiKey,
-      timeoutMs,
-      retries: options.retries ?? 1,
-    });
+    const ready = prepared?.split === d.split && prepared.length === 0 ? prepared : undefined;
+    prepared = undefined;
+    const session = ready ?? await openRoutedSession(engine, d.split, options, fetch);
     const steps = d.maxDraft > 0 ? policy.stepFor?.(d) ?? policy : "plain";
     const run = generateSpeculative(session, engine, context, {
       maxTokens: budget,
@@ -214,6 +245,10 @@ export function routedGenerate(
   async function* all(): AsyncGenerator<number, void, void> {
     const produced: number[] = [];
     let d = decide(0, true);
+    if (prepared && !(d.route === "split" && d.split === prepared.split)) {
+      prepared.close().catch(() => {});
+      prepared = undefined;
+    }
     for (let fallbacks = 0;; fallbacks++) {
       try {
         for await (const t of route(d, [...prompt, ...produced], maxTokens - produced.length)) {
@@ -223,6 +258,8 @@ export function routedGenerate(
         }
         return;
       } catch (e) {
+        if (prepared) prepared.close().catch(() => {});
+        prepared = undefined;
         const code = e instanceof TandemError ? e.code : "";
         if (!FAILOVER.has(code) || fallbacks >= (options.maxFallbacks ?? 2)) throw e;
         if (produced.length >= maxTokens) return;
