@@ -59,8 +59,18 @@ export interface Proxy {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
-/** Starts a proxy in front of `target` with a profile and a jitter seed. */
-export function startProxy(target: string, p: NetProfile, seed: number): Proxy {
+/**
+ * Starts a proxy in front of `target` with a profile and a jitter seed. `upScale(path)` makes a
+ * request body count as that many bytes per real byte on the uplink (a wider simulated model).
+ * A streamed request body is timed chunk by chunk as it arrives (the uplink is busy from each
+ * chunk's arrival), so a body computed while it is sent overlaps compute and transfer.
+ */
+export function startProxy(
+  target: string,
+  p: NetProfile,
+  seed: number,
+  upScale: (path: string) => number = () => 1,
+): Proxy {
   let s = seed >>> 0 || 1;
   const jitter = () => {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
@@ -69,14 +79,25 @@ export function startProxy(target: string, p: NetProfile, seed: number): Proxy {
   const ac = new AbortController();
   const proxy: Proxy = { url: "", bytesUp: 0, bytesDown: 0, requests: 0, close: async () => {} };
   const handler = async (req: Request): Promise<Response> => {
-    const body = req.method === "GET" || req.method === "HEAD"
-      ? undefined
-      : new Uint8Array(await req.arrayBuffer());
-    const up = body?.byteLength ?? 0;
-    proxy.bytesUp += up;
-    proxy.requests++;
-    await sleep(p.rttMs / 2 + jitter() + 1000 * up / p.upBytesPerSec);
     const u = new URL(req.url);
+    const scale = upScale(u.pathname);
+    let body: Uint8Array<ArrayBuffer> | undefined;
+    let upClock = performance.now(); // when the uplink has sent everything received so far
+    if (req.body && req.method !== "GET" && req.method !== "HEAD") {
+      const parts: Uint8Array[] = [];
+      for await (const chunk of req.body) {
+        parts.push(chunk);
+        upClock = Math.max(upClock, performance.now()) +
+          1000 * chunk.byteLength * scale / p.upBytesPerSec;
+      }
+      body = new Uint8Array(parts.reduce((a, c) => a + c.byteLength, 0));
+      let off = 0;
+      for (const c of parts) body.set(c, (off += c.byteLength) - c.byteLength);
+    }
+    const up = body?.byteLength ?? 0;
+    proxy.bytesUp += up * scale;
+    proxy.requests++;
+    await sleep(upClock - performance.now() + p.rttMs / 2 + jitter());
     const res = await fetch(target + u.pathname + u.search, {
       method: req.method,
       headers: req.headers,

@@ -87,6 +87,8 @@ export interface CalibrationRow {
   draftTop1: number;
   /** Early-exit local threshold. */
   localTop1: number;
+  /** Most drafts per round trip. */
+  maxDraft: number;
   /** Tokens per round trip. */
   tokensPerRoundTrip: number;
   /** Edge rows per token. */
@@ -105,9 +107,10 @@ export function calibrate(
   draftTop1: number,
   localTop1: number,
   maxTokens: number,
+  maxDraft = 6,
 ): CalibrationRow {
   let tokens = 0, trips = 0, rows = 0, edge = 0, whole = 0, same = 0, of = 0;
-  const policy = new DefaultPolicy({ draftTop1, localTop1 });
+  const policy = new DefaultPolicy({ draftTop1, localTop1, maxDraft });
   for (const job of jobs) {
     const gen = speculativeSplit(engine, engine, job.prompt, { split, maxTokens, policy });
     const out: number[] = [];
@@ -128,6 +131,7 @@ export function calibrate(
     split,
     draftTop1,
     localTop1,
+    maxDraft,
     tokensPerRoundTrip: trips > 0 ? decoded / trips : 1,
     rowsPerToken: decoded > 0 ? rows / decoded : 1,
     cloudShare: edge / whole,

@@ -1,0 +1,214 @@
+/**
+ * The router bench's "cloud-class" simulation: stories260K stands in for a SmolLM2-135M-class
+ * model. Compute is paced to the decode and prefill rates `deno task bench engine` measured for
+ * the SmolLM2-135M-shaped model (results/engine.json, wasm q8_0, 2 threads), and boundary rows
+ * count as that model's width on the simulated link (576 values, not 64).
+ *
+ * A forward of n rows through `layers` of the model's L layers takes
+ * `(layers / L) · (decodeMs + (n − 1) · prefillMs)` (one pass streams the weights once; every
+ * extra row adds a prefill row's compute). The edge is paced on the server side (answers
+ * are held until the simulated compute is done; streamed tokens are released one decode time
+ * apart); the device's engine accrues the same time as a debt that its fetch pays before a
+ * request (or before each chunk of a streamed prompt frame), so device compute and upload
+ * overlap exactly as far as the session pipelines them.
+ *
+ * @module
+ */
+
+import type { Engine, KVCache } from "../runtime/engine.ts";
+import type { ModelConfig, ModelParts } from "../runtime/model.ts";
+import type { NetworkEstimator } from "../runtime/router/network.ts";
+
+/** Simulated compute and width of the model class. */
+export interface PaceSpec {
+  /** Label for tables. */
+  name: string;
+  /** ms per token of a decode step through the whole model. */
+  decodeMs: number;
+  /** ms per token of a prefill through the whole model. */
+  prefillMs: number;
+  /** Boundary bytes on the simulated link per real byte (576 / 64). */
+  rowBytesScale: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
+
+/** The pace measured by the engine bench (wasm q8_0 × 2 threads, SmolLM2-135M shape). */
+export async function measuredPace(dim: number): Promise<PaceSpec> {
+  const url = new URL("./results/engine.json", import.meta.url);
+  const rows = JSON.parse(await Deno.readTextFile(url)).figures.rows as {
+    engine: string;
+    prefill: number;
+    decode: number;
+  }[];
+  const r = rows.find((x) => x.engine === "wasm-q8x2")!;
+  return {
+    name: `SmolLM2-135M-class (${r.decode.toFixed(0)} tok/s decode, ${
+      r.prefill.toFixed(0)
+    } tok/s prefill, width 576)`,
+    decodeMs: 1000 / r.decode,
+    prefillMs: 1000 / r.prefill,
+    rowBytesScale: 576 / dim,
+  };
+}
+
+/** ms for `n` rows through `layers` of `L` layers. */
+export function paceMs(p: PaceSpec, n: number, layers: number, L: number): number {
+  return n <= 0 ? 0 : (layers / L) * (p.decodeMs + (n - 1) * p.prefillMs);
+}
+
+/** Wraps the edge's fetch handler: answers wait for the simulated compute. */
+export function pacedEdge(
+  handler: (r: Request) => Promise<Response>,
+  p: PaceSpec,
+  c: ModelConfig,
+  promptTokens: (text: string) => number,
+): (r: Request) => Promise<Response> {
+  const L = c.nLayers;
+  return async (req: Request): Promise<Response> => {
+    const path = new URL(req.url).pathname;
+    const t0 = performance.now();
+    if (req.method === "POST" && path.endsWith("/forward")) {
+      const bytes = new Uint8Array(await req.arrayBuffer());
+      const v = new DataView(bytes.buffer, bytes.byteOffset);
+      const split = bytes.byteLength >= 32 ? v.getUint32(12, true) : 0;
+      const n = bytes.byteLength >= 32 ? v.getUint32(20, true) : 0;
+      const res = await handler(
+        new Request(req.url, { method: "POST", headers: req.headers, body: bytes }),
+      );
+      // Drafts verify in one batched pass: the same formula as a prompt chunk.
+      await sleep(t0 + paceMs(p, n, L - split, L) - performance.now());
+      return res;
+    }
+    if (req.method === "POST" && (path === "/v1/generate" || path === "/v1/chat/completions")) {
+      const text = await req.text();
+      const body = JSON.parse(text);
+      const n = path === "/v1/generate"
+        ? (body.tokens?.length ?? 1)
+        : promptTokens(body.messages.map((m: { content: string }) => m.content).join("\n"));
+      const res = await handler(
+        new Request(req.url, { method: "POST", headers: req.headers, body: text }),
+      );
+      if (!res.ok || !res.body) return res;
+      const marker = path === "/v1/generate" ? '{"token":' : '"delta":{"content":';
+      let due = t0 + paceMs(p, n, L, L);
+      const dec = new TextDecoder();
+      const paced = res.body.pipeThrough(
+        new TransformStream<Uint8Array, Uint8Array>({
+          async transform(chunk, ctl) {
+            const tokens = dec.decode(chunk).split(marker).length - 1;
+            for (let i = 0; i < tokens; i++) {
+              await sleep(due - performance.now());
+              due += p.decodeMs;
+            }
+            ctl.enqueue(chunk);
+          },
+        }),
+      );
+      return new Response(paced, { status: res.status, headers: res.headers });
+    }
+    return await handler(req);
+  };
+}
+
+/** A device engine that accrues the simulated compute time of what it runs. */
+export class PacedEngine implements Engine {
+  readonly #e: Engine;
+  readonly #p: PaceSpec;
+  #debt = 0;
+  /** Name. */
+  readonly name: string;
+  /** Model config. */
+  readonly config: ModelConfig;
+  /** Parts held. */
+  readonly parts: ModelParts;
+
+  constructor(e: Engine, p: PaceSpec) {
+    this.#e = e;
+    this.#p = p;
+    this.name = `paced(${e.name})`;
+    this.config = e.config;
+    this.parts = e.parts;
+  }
+  /** Takes (and clears) the compute time owed, ms. */
+  takeDebt(): number {
+    const d = this.#debt;
+    this.#debt = 0;
+    return d;
+  }
+  createCache(layers?: readonly [number, number]): KVCache {
+    return this.#e.createCache(layers);
+  }
+  embed(tokens: ArrayLike<number>): Float32Array {
+    return this.#e.embed(tokens);
+  }
+  forward(cache: KVCache, x: Float32Array, pos: number, from: number, to: number): Float32Array {
+    this.#debt += paceMs(this.#p, x.length / this.config.dim, to - from, this.config.nLayers);
+    return this.#e.forward(cache, x, pos, from, to);
+  }
+  head(x: Float32Array): Float32Array {
+    return this.#e.head(x);
+  }
+  dispose(): void {
+    this.#e.dispose();
+  }
+}
+
+/** A fetch that pays the device's compute debt before each request or streamed chunk. */
+export function pacedFetch(engine: PacedEngine, inner: typeof fetch): typeof fetch {
+  return async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+    const body = init?.body;
+    if (body instanceof ReadableStream) {
+      const paid = body.pipeThrough(
+        new TransformStream<Uint8Array, Uint8Array>({
+          async transform(chunk, ctl) {
+            await sleep(engine.takeDebt());
+            ctl.enqueue(chunk);
+          },
+        }, { highWaterMark: 0 }),
+      );
+      return await inner(input, { ...init, body: paid });
+    }
+    await sleep(engine.takeDebt());
+    return await inner(input, init);
+  };
+}
+
+/**
+ * Feeds `estimator` from each completed request, counting frame bytes at the simulated width
+ * (`scale` per real byte on `/forward`). Streamed bodies (pipelined prompts) are not observed:
+ * their wall time includes device compute.
+ */
+export function scaledEstimatingFetch(
+  estimator: NetworkEstimator,
+  inner: typeof fetch,
+  scale: number,
+): typeof fetch {
+  return async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+    const body = init?.body;
+    if (body instanceof ReadableStream) return await inner(input, init);
+    const url = String(input instanceof Request ? input.url : input);
+    const raw = typeof body === "string"
+      ? new TextEncoder().encode(body).byteLength
+      : ArrayBuffer.isView(body)
+      ? body.byteLength
+      : 0;
+    const up = url.endsWith("/forward") ? raw * scale : raw;
+    const t0 = performance.now();
+    const res = await inner(input, init);
+    if (!res.body) return res;
+    let down = 0;
+    const counted = res.body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, ctl) {
+          down += chunk.byteLength;
+          ctl.enqueue(chunk);
+        },
+        flush() {
+          estimator.observe({ wallMs: performance.now() - t0, bytesUp: up, bytesDown: down });
+        },
+      }),
+    );
+    return new Response(counted, { status: res.status, headers: res.headers });
+  };
+}

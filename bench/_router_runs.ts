@@ -1,0 +1,120 @@
+/**
+ * The router bench's strategies on one request: all-cloud through the edge's OpenAI route
+ * (text in, SSE out: what a plain cloud client does), and any policy through the library's
+ * `routedGenerate` (fixed splits and the router alike).
+ *
+ * @module
+ */
+
+import type { Engine } from "../runtime/engine.ts";
+import type { ModelConfig } from "../runtime/model.ts";
+import { openRoutedSession, routedGenerate, type RoutedOptions } from "../runtime/routed.ts";
+import type { Decision } from "../runtime/router/types.ts";
+import type { Tokenizer } from "../runtime/tokenizer/tokenizer.ts";
+import { type Job, wholeFlops } from "./_router_workload.ts";
+
+/** One request's outcome. */
+export interface Outcome {
+  kind: string;
+  reference: number[];
+  route: string;
+  split: number;
+  tokens: number[];
+  ttftMs: number;
+  totalMs: number;
+  edgeFlops: number;
+  wholeFlops: number;
+  frames: number;
+  decodeTrips: number;
+  decision?: Omit<Decision, "predicted" | "baseline">;
+}
+
+/** All-cloud: the OpenAI chat route, streamed. */
+export async function runCloud(
+  job: Job,
+  url: string,
+  max: number,
+  id: string,
+  tok: Tokenizer,
+  c: ModelConfig,
+): Promise<Outcome> {
+  const t0 = performance.now();
+  const res = await fetch(`${url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      model: id,
+      messages: [{ role: "user", content: job.text }],
+      max_tokens: max,
+      temperature: 0,
+      stream: true,
+    }),
+  });
+  let ttft = 0, text = "", buf = "";
+  const dec = new TextDecoder();
+  for await (const chunk of res.body!) {
+    buf += dec.decode(chunk, { stream: true });
+    let nl;
+    while ((nl = buf.indexOf("\n")) >= 0) {
+      const line = buf.slice(0, nl).trim();
+      buf = buf.slice(nl + 1);
+      if (!line.startsWith("data: {")) continue;
+      const piece = JSON.parse(line.slice(6)).choices?.[0]?.delta?.content ?? "";
+      if (piece && !ttft) ttft = performance.now() - t0;
+      text += piece;
+    }
+  }
+  const total = performance.now() - t0;
+  // The edge runs the same greedy generate() as the reference: its text must match.
+  const tokens =
+    text === tok.decode([job.prompt[0], ...job.reference]) || text === tok.decode(job.reference)
+      ? job.reference
+      : [];
+  const w = wholeFlops(c, job.prompt.length, job.reference.length);
+  return {
+    kind: job.kind,
+    reference: job.reference,
+    route: "cloud",
+    split: 0,
+    tokens,
+    ttftMs: ttft,
+    totalMs: total,
+    edgeFlops: w,
+    wholeFlops: w,
+    frames: 1,
+    decodeTrips: 0,
+  };
+}
+
+/**
+ * A policy's run through `routedGenerate`; a split session at `prepareSplit` is opened ahead of
+ * the query (as an app would when the user starts typing).
+ */
+export async function runRouted(
+  job: Job,
+  engine: Engine,
+  opts: RoutedOptions,
+  prepareSplit: number | undefined,
+  c: ModelConfig,
+): Promise<Outcome> {
+  const prepared = prepareSplit ? await openRoutedSession(engine, prepareSplit, opts) : undefined;
+  const run = routedGenerate(engine, job.prompt, { ...opts, prepared });
+  const tokens = await Array.fromAsync(run);
+  const m = run.metrics();
+  const [d] = run.decisions();
+  const { predicted: _p, baseline: _b, ...decision } = d;
+  return {
+    kind: job.kind,
+    reference: job.reference,
+    route: d.route,
+    split: d.split,
+    tokens,
+    ttftMs: m.ttftMs,
+    totalMs: m.totalMs,
+    edgeFlops: m.edgeFlops,
+    wholeFlops: wholeFlops(c, job.prompt.length, job.reference.length),
+    frames: m.roundTrips,
+    decodeTrips: d.route === "split" ? m.roundTrips - 1 : 0,
+    decision,
+  };
+}
