@@ -90,6 +90,24 @@ export function checkForwardArgs(
   return n;
 }
 
+/**
+ * Validates the argument of {@linkcode Engine.head} once, at the boundary; returns n.
+ * Throws `bad_argument` when the engine holds no head or x is not [n, dim].
+ */
+export function checkHeadArgs(engine: Engine, x: Float32Array, hasClassifier = true): number {
+  const { dim } = engine.config;
+  if (!engine.parts.head || !hasClassifier) {
+    throw new TandemError("bad_argument", "Cannot run the head: this shard holds no classifier");
+  }
+  if (x.length === 0 || x.length % dim !== 0) {
+    throw new TandemError(
+      "bad_argument",
+      `Cannot run the head: input holds ${x.length} values, not a multiple of dim ${dim}`,
+    );
+  }
+  return x.length / dim;
+}
+
 /** Validates token ids against the vocabulary; throws `bad_argument`. */
 export function checkTokens(config: ModelConfig, tokens: ArrayLike<number>): void {
   if (tokens.length === 0) {

@@ -18,7 +18,13 @@
  */
 
 import * as k from "../kernels/ref.ts";
-import { checkForwardArgs, checkTokens, type Engine, type KVCache } from "./engine.ts";
+import {
+  checkForwardArgs,
+  checkHeadArgs,
+  checkTokens,
+  type Engine,
+  type KVCache,
+} from "./engine.ts";
 import { TandemError } from "./errors.ts";
 import { type Model, type ModelConfig, type ModelParts, validateModel } from "./model.ts";
 
@@ -193,16 +199,7 @@ export class RefEngine implements Engine {
   /** Final RMSNorm and classifier: logits [n, vocab]. */
   head(x: Float32Array): Float32Array {
     const { dim, vocabSize, normEps } = this.config;
-    if (!this.parts.head) {
-      throw new TandemError("bad_argument", "Cannot run the head: this shard holds no classifier");
-    }
-    if (x.length === 0 || x.length % dim !== 0) {
-      throw new TandemError(
-        "bad_argument",
-        `Cannot run the head: input holds ${x.length} values, not a multiple of dim ${dim}`,
-      );
-    }
-    const n = x.length / dim;
+    const n = checkHeadArgs(this, x);
     const norm = this.#model.tensors.get("norm")!.data;
     const cls = this.#model.tensors.get(this.config.tiedEmbeddings ? "embed" : "output")!.data;
     const xb = new Float32Array(n * dim);

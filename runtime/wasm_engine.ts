@@ -24,7 +24,13 @@
 import { type Kernels, loadKernels, type LoadKernelsOptions } from "../kernels/binding.ts";
 import { ThreadPool } from "../kernels/pool.ts";
 import { ropeFrequencies } from "../kernels/ref.ts";
-import { checkForwardArgs, checkTokens, type Engine, type KVCache } from "./engine.ts";
+import {
+  checkForwardArgs,
+  checkHeadArgs,
+  checkTokens,
+  type Engine,
+  type KVCache,
+} from "./engine.ts";
 import { TandemError } from "./errors.ts";
 import { type Model, type ModelConfig, type ModelParts, validateModel } from "./model.ts";
 import { WasmCache } from "./wasm_cache.ts";
@@ -314,23 +320,14 @@ export class WasmEngine implements Engine {
   head(x: Float32Array): Float32Array {
     const { dim, vocabSize, normEps } = this.config;
     const cls = this.config.tiedEmbeddings ? this.#embed : this.#cls;
-    if (!this.parts.head || !cls) {
-      throw new TandemError("bad_argument", "Cannot run the head: this shard holds no classifier");
-    }
-    if (x.length === 0 || x.length % dim !== 0) {
-      throw new TandemError(
-        "bad_argument",
-        `Cannot run the head: input holds ${x.length} values, not a multiple of dim ${dim}`,
-      );
-    }
-    const n = x.length / dim;
+    const n = checkHeadArgs(this, x, cls !== undefined);
     const k = this.kernels;
     const ws = this.#workspace(n, 0);
     const logits = k.alloc(n * vocabSize * 4);
     k.f32(ws.h, n * dim).set(x);
     k.exports.rmsnorm(ws.xb, ws.h, this.#norm, n, dim, normEps);
-    this.#quantize(ws.xb, n, dim, cls);
-    matmul(this.#pool, logits, ws.xb, ws.act, cls, n); // classifier: [vocab, dim]
+    this.#quantize(ws.xb, n, dim, cls!); // checked above
+    matmul(this.#pool, logits, ws.xb, ws.act, cls!, n); // classifier: [vocab, dim]
     const out = k.f32(logits, n * vocabSize).slice();
     k.free(logits);
     return out;
