@@ -16,7 +16,7 @@ import { generate } from "../runtime/generate.ts";
 import type { Model } from "../runtime/model.ts";
 import { StreamDecoder, type Tokenizer } from "../runtime/tokenizer/tokenizer.ts";
 import type { EngineQuant } from "../runtime/wasm_engine.ts";
-import { WIRE_DTYPES, type WireDtype } from "../runtime/wire.ts";
+import { WIRE_DTYPES } from "../runtime/wire.ts";
 import { formatSplitReport, runSplitGeneration } from "../edge/run_split.ts";
 import { numberFlag, parseFlags, runCli } from "./_cli.ts";
 

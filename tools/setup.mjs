@@ -37,7 +37,9 @@ if (missing.length) {
     run(`DEBIAN_FRONTEND=noninteractive apt-get install -y -q ${missing.join(" ")}`);
   } else {
     console.error(
-      `setup: the browser tests need ${missing.join(", ")}; install it (e.g. sudo apt-get install ${missing.join(" ")})`,
+      `setup: the browser tests need ${missing.join(", ")}; install it (e.g. sudo apt-get install ${
+        missing.join(" ")
+      })`,
     );
   }
 }
