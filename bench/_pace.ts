@@ -165,7 +165,7 @@ export function pacedFetch(engine: PacedEngine, inner: typeof fetch): typeof fet
             await sleep(engine.takeDebt());
             ctl.enqueue(chunk);
           },
-        }, { highWaterMark: 0 }),
+        }),
       );
       return await inner(input, { ...init, body: paid });
     }

@@ -235,10 +235,14 @@ export function routedGenerate(
       policy: steps,
     });
     segments.push(() => run.metrics());
+    let ok = false;
     try {
       yield* run;
+      ok = true;
     } finally {
-      session.close().catch(() => {}); // a slow or gone edge must not hold the caller
+      // After a failure, a slow or gone edge must not hold the caller: close in the background.
+      const closing = session.close().catch(() => {});
+      if (ok) await closing;
     }
   }
 
