@@ -22,8 +22,8 @@
  * @module
  */
 
-import { fetchBytes } from "../load_spec.ts";
-import { runHostCli } from "./_cli.ts";
+import { readFileOrUrl, runHostCli } from "./_cli.ts";
+import { runCli } from "../../cli/_cli.ts";
 
 /** A running server. */
 export interface ServedEdge {
@@ -76,16 +76,13 @@ export function serveEdge(
  * ```
  */
 export async function readSource(spec: string): Promise<Uint8Array> {
-  return /^https?:\/\//.test(spec) ? await fetchBytes(spec) : await Deno.readFile(spec);
+  return await readFileOrUrl(spec, Deno.readFile);
 }
 
 if (import.meta.main) {
   const serve = (h: (r: Request) => Promise<Response>, o: { port: number; hostname: string }) =>
     Promise.resolve(serveEdge(h, o));
-  const url = await runHostCli(Deno.args, {
-    read: readSource,
-    serve,
-    env: (name) => Deno.env.get(name),
+  await runCli(async () => {
+    await runHostCli(Deno.args, { read: readSource, serve, env: (name) => Deno.env.get(name) });
   });
-  if (!url) Deno.exit(2);
 }

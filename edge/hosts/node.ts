@@ -28,8 +28,8 @@ import { readFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import process from "node:process";
 import { pathToFileURL } from "node:url";
-import { fetchBytes } from "../load_spec.ts";
-import { runHostCli } from "./_cli.ts";
+import { readFileOrUrl, runHostCli } from "./_cli.ts";
+import { runCli } from "../../cli/_cli.ts";
 
 /** A running Node server. */
 export interface NodeServedEdge {
@@ -80,15 +80,16 @@ export function serveNode(
  * ```
  */
 export async function readSource(spec: string): Promise<Uint8Array> {
-  return /^https?:\/\//.test(spec) ? await fetchBytes(spec) : new Uint8Array(await readFile(spec));
+  return await readFileOrUrl(spec, async (path) => new Uint8Array(await readFile(path)));
 }
 
 const entry = process.argv[1];
 if (entry && import.meta.url === pathToFileURL(entry).href) {
-  const url = await runHostCli(process.argv.slice(2), {
-    read: readSource,
-    serve: serveNode,
-    env: (name) => process.env[name],
+  await runCli(async () => {
+    await runHostCli(process.argv.slice(2), {
+      read: readSource,
+      serve: serveNode,
+      env: (name) => process.env[name],
+    });
   });
-  if (!url) process.exitCode = 2;
 }
