@@ -12,7 +12,7 @@ const TASKS: Record<string, string> = {
   "build:npm": "cli/build_npm.ts",
   bench: "bench/main.ts",
   "browser example": "examples/browser/serve.ts",
-  "edge host (Deno)": "edge/hosts/deno.ts",
+  edge: "edge/hosts/deno.ts",
 };
 
 async function run(script: string, flag: string): Promise<{ code: number; out: string }> {
