@@ -15,6 +15,7 @@ import { DefaultPolicy, FixedPolicy } from "../runtime/router/policy.ts";
 import { createEdgeApp } from "../edge/app.ts";
 import { serveEdge } from "../edge/hosts/deno.ts";
 import { startFaultProxy } from "./_fault_proxy.ts";
+import { withEdge as serveTestEdge } from "./_edge.ts";
 
 const DIR = new URL("../../shared/models/stories260K/", import.meta.url);
 const model = parseLlama2c(await Deno.readFile(new URL("stories260K.bin", DIR)));
@@ -31,16 +32,8 @@ const LONG = tok.encode(
 const N = 40;
 const want = (p: number[]) => [...generate(full, p, { maxTokens: N })];
 
-async function withEdge(fn: (url: string) => Promise<void>): Promise<void> {
-  const edge = await createEdgeApp({ models: [{ id: ID, model }] });
-  const server = serveEdge(edge.fetch);
-  try {
-    await fn(server.url);
-  } finally {
-    await server.close();
-    edge.dispose();
-  }
-}
+const withEdge = (fn: (url: string) => Promise<void>) =>
+  serveTestEdge({ models: [{ id: ID, model }] }, fn);
 
 const base = (edge: string) => ({ edge, modelId: ID, modelDigest, maxTokens: N });
 

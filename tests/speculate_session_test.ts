@@ -14,8 +14,7 @@ import { headFlops } from "../runtime/model.ts";
 import { generateSpeculative } from "../runtime/speculate_session.ts";
 import { DefaultPolicy } from "../runtime/router/policy.ts";
 import { parsePrometheus } from "../runtime/router/prometheus.ts";
-import { createEdgeApp } from "../edge/app.ts";
-import { serveEdge } from "../edge/hosts/deno.ts";
+import { withEdge as serveTestEdge } from "./_edge.ts";
 
 const DIR = new URL("../../shared/models/stories260K/", import.meta.url);
 const model = parseLlama2c(await Deno.readFile(new URL("stories260K.bin", DIR)));
@@ -26,16 +25,8 @@ const ID = "stories260K";
 const full = new RefEngine(model);
 const PROMPTS = [tok.encode("Once upon a time, there was a dog"), tok.encode("Tom and Sue went")];
 
-async function withEdge(fn: (url: string) => Promise<void>): Promise<void> {
-  const edge = await createEdgeApp({ models: [{ id: ID, model }] });
-  const server = serveEdge(edge.fetch);
-  try {
-    await fn(server.url);
-  } finally {
-    await server.close();
-    edge.dispose();
-  }
-}
+const withEdge = (fn: (url: string) => Promise<void>) =>
+  serveTestEdge({ models: [{ id: ID, model }] }, fn);
 
 async function open(url: string, K: number) {
   const engine = new RefEngine(cutModel(model, { layers: [0, K], embed: true, head: true }));

@@ -9,8 +9,7 @@ import { makeShard } from "../runtime/shard.ts";
 import { createSession } from "../runtime/session.ts";
 import { TandemError } from "../runtime/errors.ts";
 import type { WireDtype } from "../runtime/wire.ts";
-import { createEdgeApp } from "../edge/app.ts";
-import { serveEdge } from "../edge/hosts/deno.ts";
+import { withEdge as serveTestEdge } from "./_edge.ts";
 
 const DIR = new URL("../../shared/models/stories260K/", import.meta.url);
 const model = parseLlama2c(await Deno.readFile(new URL("stories260K.bin", DIR)));
@@ -24,16 +23,8 @@ const PROMPTS = [
   tok.encode("Tom and Sue went"),
 ];
 
-async function withEdge(fn: (url: string) => Promise<void>): Promise<void> {
-  const edge = await createEdgeApp({ models: [{ id: ID, model }] });
-  const server = serveEdge(edge.fetch);
-  try {
-    await fn(server.url);
-  } finally {
-    await server.close();
-    edge.dispose();
-  }
-}
+const withEdge = (fn: (url: string) => Promise<void>) =>
+  serveTestEdge({ models: [{ id: ID, model }] }, fn);
 
 async function collect(it: AsyncIterable<number>): Promise<number[]> {
   const out: number[] = [];
