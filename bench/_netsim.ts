@@ -81,6 +81,9 @@ export function startProxy(
   const handler = async (req: Request): Promise<Response> => {
     const u = new URL(req.url);
     const scale = upScale(u.pathname);
+    if (req.body && !req.headers.has("content-length")) {
+      return await forward(u, req, relayed(req.body, scale), p.rttMs / 2 + jitter());
+    }
     let body: Uint8Array<ArrayBuffer> | undefined;
     let upClock = performance.now(); // when the uplink has sent everything received so far
     if (req.body && req.method !== "GET" && req.method !== "HEAD") {
@@ -98,11 +101,62 @@ export function startProxy(
     proxy.bytesUp += up * scale;
     proxy.requests++;
     await sleep(upClock - performance.now() + p.rttMs / 2 + jitter());
+    return await forward(u, req, body, 0);
+  };
+  /**
+   * A streamed body relayed chunk by chunk: each chunk reaches the edge when the uplink has
+   * sent it (the uplink is busy from each chunk's arrival) plus half a round trip. Chunks are
+   * read as they arrive, whatever the edge's pace, so the uplink clock sees true arrivals.
+   */
+  const relayed = (src: ReadableStream<Uint8Array>, scale: number) => {
+    const queue: { chunk: Uint8Array; at: number }[] = [];
+    let clock = performance.now(), ended = false, failed: unknown, wake = () => {};
+    let half = 0;
+    (async () => {
+      try {
+        for await (const chunk of src) {
+          clock = Math.max(clock, performance.now()) +
+            1000 * chunk.byteLength * scale / p.upBytesPerSec;
+          proxy.bytesUp += chunk.byteLength * scale;
+          queue.push({ chunk, at: clock });
+          wake();
+        }
+      } catch (e) {
+        failed = e;
+      }
+      ended = true;
+      wake();
+    })();
+    return {
+      setHalf: (ms: number) => void (half = ms),
+      body: new ReadableStream<Uint8Array>({
+        async pull(ctl) {
+          while (!queue.length && !ended) await new Promise<void>((r) => (wake = r));
+          if (!queue.length) return failed ? ctl.error(failed) : ctl.close();
+          const { chunk, at } = queue.shift()!;
+          await sleep(at + half - performance.now());
+          ctl.enqueue(chunk);
+        },
+      }, { highWaterMark: 0 }),
+    };
+  };
+  const forward = async (
+    u: URL,
+    req: Request,
+    body: Uint8Array<ArrayBuffer> | ReturnType<typeof relayed> | undefined,
+    upHalf: number,
+  ): Promise<Response> => {
+    const streamed = body && !(body instanceof Uint8Array) ? body : undefined;
+    if (streamed) {
+      proxy.requests++;
+      streamed.setHalf(upHalf);
+    }
     const res = await fetch(target + u.pathname + u.search, {
       method: req.method,
       headers: req.headers,
-      body,
-    });
+      body: streamed ? streamed.body : body as Uint8Array<ArrayBuffer> | undefined,
+      ...(streamed ? { duplex: "half" } : {}),
+    } as RequestInit);
     const downHalf = p.rttMs / 2 + jitter();
     if (!res.body) {
       await sleep(downHalf);

@@ -7,8 +7,8 @@
  * A forward of n rows through `layers` of the model's L layers takes
  * `(layers / L) · (decodeMs + (n − 1) · prefillMs)` (one pass streams the weights once; every
  * extra row adds a prefill row's compute). The edge is paced on the server side (answers
- * are held until the simulated compute is done; streamed tokens are released one decode time
- * apart); the device's engine accrues the same time as a debt that its fetch pays before a
+ * are held until the simulated compute is done, each arriving batch of a frame's rows one pass
+ * as the edge runs them; streamed tokens are released one decode time apart); the device's engine accrues the same time as a debt that its fetch pays before a
  * request (or before each chunk of a streamed prompt frame), so device compute and upload
  * overlap exactly as far as the session pipelines them.
  *
@@ -18,6 +18,8 @@
 import type { Engine, KVCache } from "../runtime/engine.ts";
 import type { ModelConfig, ModelParts } from "../runtime/model.ts";
 import type { NetworkEstimator } from "../runtime/router/network.ts";
+import type { ModelProfile } from "../runtime/router/types.ts";
+import { rowBytes } from "../runtime/wire_payload.ts";
 
 /** Simulated compute and width of the model class. */
 export interface PaceSpec {
@@ -57,27 +59,75 @@ export function paceMs(p: PaceSpec, n: number, layers: number, L: number): numbe
   return n <= 0 ? 0 : (layers / L) * (p.decodeMs + (n - 1) * p.prefillMs);
 }
 
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.byteLength + b.byteLength);
+  out.set(a);
+  out.set(b, a.byteLength);
+  return out;
+}
+
+/** Complete rows in the first `size` bytes of a frame whose first 32 bytes are `head`. */
+function framedRows(head: Uint8Array, size: number): number {
+  const v = new DataView(head.buffer, head.byteOffset);
+  const headerBytes = v.getUint16(6, true);
+  const dtype = (["f32", "f16", "int8"] as const)[v.getUint8(8)] ?? "f32";
+  const dim = v.getUint32(16, true), n = v.getUint32(20, true);
+  const lead = headerBytes + (v.getUint16(10, true) & 2 ? 4 * n : 0);
+  // int8's scales lead its rows: its rows count only once the whole frame is in.
+  if (dtype === "int8") return size >= lead + n * rowBytes("int8", dim) ? n : 0;
+  return Math.max(0, Math.min(n, Math.floor((size - lead) / rowBytes(dtype, dim))));
+}
+
+/**
+ * The cost model's view of the paced class: a layer costs the same at any context (the pace
+ * has no context term), its FLOPs at the context the rates are calibrated at (64).
+ */
+export function pacedProfile(m: ModelProfile): ModelProfile {
+  const flat = m.layerFlops(64);
+  return { ...m, layerFlops: () => flat };
+}
+
 /** Wraps the edge's fetch handler: answers wait for the simulated compute. */
 export function pacedEdge(
   handler: (r: Request) => Promise<Response>,
   p: PaceSpec,
   c: ModelConfig,
   promptTokens: (text: string) => number,
+  trace?: (event: string, rows: number) => void,
 ): (r: Request) => Promise<Response> {
   const L = c.nLayers;
   return async (req: Request): Promise<Response> => {
     const path = new URL(req.url).pathname;
     const t0 = performance.now();
-    if (req.method === "POST" && path.endsWith("/forward")) {
-      const bytes = new Uint8Array(await req.arrayBuffer());
-      const v = new DataView(bytes.buffer, bytes.byteOffset);
-      const split = bytes.byteLength >= 32 ? v.getUint32(12, true) : 0;
-      const n = bytes.byteLength >= 32 ? v.getUint32(20, true) : 0;
+    if (req.method === "POST" && path.endsWith("/forward") && req.body) {
+      // The edge runs a frame's rows as they arrive (`edge/streamed_forward.ts`): each body
+      // chunk that completes rows is one pass over them, started when it lands or when the
+      // previous pass ends. Drafts verify in one batched pass: the same formula.
+      let head: Uint8Array = new Uint8Array(0), size = 0, due = t0, ran = 0;
+      const tap = new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, ctl) {
+          if (head.byteLength < 32) head = concat(head, chunk.subarray(0, 32 - head.byteLength));
+          size += chunk.byteLength;
+          const have = head.byteLength >= 32 ? framedRows(head, size) : 0;
+          if (have > ran) {
+            const v = new DataView(head.buffer);
+            due = Math.max(due, performance.now()) +
+              paceMs(p, have - ran, L - v.getUint32(12, true), L);
+            ran = have;
+            trace?.(`edge got rows → ${have}, pass done at +${(due - t0).toFixed(0)}`, have);
+          }
+          ctl.enqueue(chunk);
+        },
+      });
       const res = await handler(
-        new Request(req.url, { method: "POST", headers: req.headers, body: bytes }),
+        new Request(req.url, {
+          method: "POST",
+          headers: req.headers,
+          body: req.body.pipeThrough(tap),
+          duplex: "half",
+        } as RequestInit),
       );
-      // Drafts verify in one batched pass: the same formula as a prompt chunk.
-      await sleep(t0 + paceMs(p, n, L - split, L) - performance.now());
+      await sleep(due - performance.now());
       return res;
     }
     if (req.method === "POST" && (path === "/v1/generate" || path === "/v1/chat/completions")) {
@@ -143,8 +193,16 @@ export class PacedEngine implements Engine {
     return this.#e.embed(tokens);
   }
   forward(cache: KVCache, x: Float32Array, pos: number, from: number, to: number): Float32Array {
-    this.#debt += paceMs(this.#p, x.length / this.config.dim, to - from, this.config.nLayers);
-    return this.#e.forward(cache, x, pos, from, to);
+    // The simulated time replaces the real compute (as on the paced edge, whose real compute
+    // runs inside its pace): only what the real forward did not already take is owed.
+    const t0 = performance.now();
+    const out = this.#e.forward(cache, x, pos, from, to);
+    const real = performance.now() - t0;
+    this.#debt += Math.max(
+      0,
+      paceMs(this.#p, x.length / this.config.dim, to - from, this.config.nLayers) - real,
+    );
+    return out;
   }
   head(x: Float32Array): Float32Array {
     return this.#e.head(x);

@@ -52,6 +52,7 @@ import {
   pacedEdge,
   PacedEngine,
   pacedFetch,
+  pacedProfile,
   type PaceSpec,
   scaledEstimatingFetch,
 } from "./_pace.ts";
@@ -83,13 +84,18 @@ function measureFlops(engine: RefEngine, L: number): number {
   return rowsFlops(c, L, 0, 96) / ((performance.now() - t0) / 1000);
 }
 
-/** A policy that sees boundary rows at the simulated model's width. */
+/**
+ * A policy that sees the simulated model class: boundary rows at its width, and a layer's
+ * cost independent of the context, as `_pace.ts` paces it (stories260K's own attention share
+ * at dim 64 would double a layer's FLOPs at 400 positions; the paced time does not grow).
+ */
 function scaledPolicy(inner: DefaultPolicy, scale: number): Policy {
   return {
     name: inner.name,
     decide: (input) =>
       inner.decide({
         ...input,
+        model: pacedProfile(input.model),
         wire: {
           ...input.wire,
           bytesPerRow: input.wire.bytesPerRow * scale,
@@ -234,9 +240,12 @@ export async function run(args: string[]): Promise<void> {
       const server = serveEdge(handler);
       // Each request gets its own paced device (concurrent requests stand for separate devices).
       const newDevice = (): Engine => (p ? new PacedEngine(device, p) : device);
-      // The cost model's rates: measured here, or the paced model class's.
-      const tokenFlops = L * profile.layerFlops(64) + profile.headFlops;
+      // The cost model's rates: measured here, or the paced model class's (the pace charges
+      // layers only: the head is not part of a paced token's time).
+      const tokenFlops = L * profile.layerFlops(64);
       const rate = p ? tokenFlops / (p.decodeMs / 1000) : flopsPerSec;
+      // Prompt rows batch (one read of the weights per pass): the paced class's prefill rate.
+      const prefillRate = p ? tokenFlops / (p.prefillMs / 1000) : undefined;
       const routed = p ? scaledPolicy(policy, scale) : policy;
       const upScale = (path: string) => (path.endsWith("/forward") ? scale : 1);
       try {
@@ -267,8 +276,12 @@ export async function run(args: string[]): Promise<void> {
             estimator,
             estimate: false,
             fetch: fetchFor(dev),
-            device: { flopsPerSec: rate, heldLayers: DEVICE_LAYERS },
-            edgeState: { flopsPerSec: rate },
+            device: {
+              flopsPerSec: rate,
+              prefillFlopsPerSec: prefillRate,
+              heldLayers: DEVICE_LAYERS,
+            },
+            edgeState: { flopsPerSec: rate, prefillFlopsPerSec: prefillRate },
             wire,
             speculation,
             draftVariants,
@@ -349,6 +362,7 @@ export async function run(args: string[]): Promise<void> {
                 );
                 input.wire.bytesPerRow *= scale;
                 input.wire.prefillBytesPerRow = (input.wire.prefillBytesPerRow ?? 0) * scale;
+                if (p) input.model = pacedProfile(input.model);
                 return predictSplit(input, k, draft);
               });
               modelled.push({

@@ -39,7 +39,7 @@ import { errorResponse } from "./http_errors.ts";
 import { createKeyring } from "./auth.ts";
 import { RateLimiter } from "./rate_limit.ts";
 import { RetryGuard } from "./retry_guard.ts";
-import { readBytes, readJson } from "./body.ts";
+import { readJson } from "./body.ts";
 import {
   type EdgeModel,
   type EdgeModelSpec,
@@ -53,6 +53,7 @@ import { registerGenerate } from "./generate_route.ts";
 import { EdgeMetrics, registerMetrics } from "./metrics.ts";
 import { SessionStore } from "./sessions.ts";
 import { type EdgeSession, newEdgeSession, runFrame, uuidBytes } from "./split_forward.ts";
+import { readFrameRunning } from "./streamed_forward.ts";
 
 /** Limits of an edge. */
 export interface EdgeLimits {
@@ -278,13 +279,27 @@ export async function createEdgeApp(options: EdgeOptions): Promise<EdgeApp> {
   app.post("/v1/sessions/:id/forward", async (c) => {
     const id = c.req.param("id");
     const idBytes = uuidBytes(id);
-    const bytes = await readBytes(c.req.raw, limits.maxBodyBytes);
-    const frame = decodeFrame(bytes, { maxTokens: limits.maxTokensPerFrame, maxDim: 1 << 16 });
+    const decodeLimits = { maxTokens: limits.maxTokensPerFrame, maxDim: 1 << 16 };
+    // A streamed prompt frame runs batch by batch as its rows arrive (`streamed_forward.ts`).
+    let early: EdgeSession | undefined;
+    try {
+      early = sessions.get(id, principal(c.req.raw));
+    } catch {
+      early = undefined; // reported below, after the frame is read, as before
+    }
+    const { bytes, early: ran } = await readFrameRunning(
+      c.req.raw,
+      limits.maxBodyBytes,
+      early,
+      idBytes,
+      decodeLimits,
+    );
+    const frame = decodeFrame(bytes, decodeLimits);
     const session = sessions.get(id, principal(c.req.raw));
     retries.check(session, frame.seq, session.nextSeq, bytes);
     const seq = session.nextSeq;
     const t0 = performance.now();
-    const body = runFrame(session, frame, idBytes);
+    const body = runFrame(session, frame, idBytes, session === early ? ran : undefined);
     if (session.nextSeq !== seq) retries.record(session, frame.seq, bytes);
     metrics.frame(session, frame, bytes.byteLength, body, seq, performance.now() - t0);
     sessions.charge(id);

@@ -99,7 +99,19 @@ export function pickToken(
 }
 
 /** Checks that a frame belongs to this session; throws the typed error for the first problem. */
-function checkFrame(s: EdgeSession, f: Frame, sessionBytes: Uint8Array): void {
+/**
+ * Checks a frame against its session (session id, weights digest, model, split, dim, position);
+ * throws otherwise.
+ *
+ * @example
+ * ```ts
+ * import { checkFrame, type EdgeSession } from "./split_forward.ts";
+ * import type { Frame } from "../runtime/wire.ts";
+ * declare const s: EdgeSession; declare const f: Frame;
+ * checkFrame(s, f, f.session);
+ * ```
+ */
+export function checkFrame(s: EdgeSession, f: Frame, sessionBytes: Uint8Array): void {
   const m = s.model;
   check(
     f.session.every((b, i) => b === sessionBytes[i]),
@@ -154,7 +166,12 @@ function checkFrame(s: EdgeSession, f: Frame, sessionBytes: Uint8Array): void {
  * console.log(runFrame(s, f, f.session));
  * ```
  */
-export function runFrame(s: EdgeSession, f: Frame, sessionBytes: Uint8Array): string {
+export function runFrame(
+  s: EdgeSession,
+  f: Frame,
+  sessionBytes: Uint8Array,
+  early?: { hidden: Float32Array; ms: number },
+): string {
   if (s.lastAnswer && f.seq === s.lastAnswer.seq && f.seq + 1 === s.nextSeq) {
     return s.lastAnswer.body;
   }
@@ -169,7 +186,9 @@ export function runFrame(s: EdgeSession, f: Frame, sessionBytes: Uint8Array): st
   const { dim, vocabSize, nLayers } = config;
   const n = f.rows.length / dim;
   const flags = f.flags ?? 0;
-  const h = engine.forward(s.cache, f.rows, f.pos, s.split, nLayers); // [n, dim]
+  // [n, dim]; `early`: the rows already ran as they arrived (`streamed_forward.ts`).
+  const ran = early && !(flags & FLAG_TOKENS) && early.hidden.length === f.rows.length;
+  const h = ran ? early.hidden : engine.forward(s.cache, f.rows, f.pos, s.split, nLayers);
   const tokens: ReplyToken[] = [];
   let accepted = 0;
   if (!(flags & FLAG_NO_REPLY)) {
@@ -189,7 +208,7 @@ export function runFrame(s: EdgeSession, f: Frame, sessionBytes: Uint8Array): st
   s.length = f.pos + (flags & FLAG_TOKENS && !(flags & FLAG_NO_REPLY) ? accepted + 1 : n);
   s.bytes = s.cache.bytes;
   s.nextSeq = f.seq + 1;
-  const edgeMs = performance.now() - t0;
+  const edgeMs = performance.now() - t0 + (ran ? early.ms : 0);
   const done = { done: true as const, seq: f.seq, accepted, length: s.length, edgeMs };
   const body = tokens.map(encodeReplyLine).join("") + encodeReplyLine(done);
   s.lastAnswer = { seq: f.seq, body };

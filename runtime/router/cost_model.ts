@@ -7,11 +7,13 @@
  * | ------- | ----------------------------------------------------- | ----------------------------------- |
  * | cloud   | up(ids) + rtt + edge(n·L layers + head)                | none: the edge streams every token  |
  * | split K | device(n·K) + up(n rows) + rtt + edge(n·(L−K) + head)  | device + up + rtt + edge + down, for E tokens |
- *
- * Prompt rows may use a cheaper dtype (`wire.prefillBytesPerRow`); a pipelined prompt
- * (`wire.pipelineRows`) overlaps device compute and upload: c chunks take
- * `dev/c + (c − 1)·max(dev, up)/c + up/c` instead of `dev + up`.
  * | local   | device(n·L + head)                                    | none                                |
+ *
+ * A pass of n rows costs one row at the decode rate (`flopsPerSec`) and n − 1 at the batched
+ * rate (`prefillFlopsPerSec`). Prompt rows may use a cheaper dtype (`wire.prefillBytesPerRow`);
+ * a pipelined prompt (`wire.pipelineRows`) is a three-stage pipeline of c chunks — the device
+ * computes chunk i+1 while chunk i is on the link and the edge runs [K, L) on chunk i − 1 as it
+ * arrives: `(dev + up + edge)/c + (c − 1)·max(dev, up, edge)/c` instead of `dev + up + edge`.
  *
  * Edge time is `flops / flopsPerSec / (1 − load) + queueMs`. With self-speculation a round
  * trip answers `tokensPerRoundTrip` tokens at `rowsPerToken` edge rows each.
@@ -65,6 +67,13 @@ export function predictSplit(
   const N = Math.max(1, query.maxTokens);
   const devMs = (f: number) => 1000 * f / device.flopsPerSec;
   const edgeMs = (f: number) => 1000 * f / edge.flopsPerSec / Math.max(1e-3, 1 - edge.load);
+  // One pass of `rows` rows: the first at the decode rate, the others at the batched rate.
+  const pass = (rate: number, batched: number | undefined, f: number, rows: number) =>
+    rows <= 0 ? 0 : 1000 * f / rows * (1 / rate + (rows - 1) / (batched ?? rate));
+  const devPassMs = (f: number, rows: number) =>
+    pass(device.flopsPerSec, device.prefillFlopsPerSec, f, rows);
+  const edgePassMs = (f: number, rows: number) =>
+    pass(edge.flopsPerSec, edge.prefillFlopsPerSec, f, rows) / Math.max(1e-3, 1 - edge.load);
   const upMs = (b: number) => 1000 * b / net.upBytesPerSec;
   const downMs = (b: number) => 1000 * b / net.downBytesPerSec;
   const whole = wholeFlops(m, n, N);
@@ -81,9 +90,8 @@ export function predictSplit(
   if (split <= 0) {
     const bytesUp = wire.requestBytes + 4 * n;
     const bytesDown = wire.replyBytesPerToken * N;
-    const prefill = rowsFlops(m, L, 0, n) + m.headFlops;
-    const ttftMs = upMs(bytesUp) + net.rttMs + edge.queueMs + edgeMs(prefill) +
-      downMs(wire.replyBytesPerToken);
+    const ttftMs = upMs(bytesUp) + net.rttMs + edge.queueMs +
+      edgePassMs(rowsFlops(m, L, 0, n), n) + edgeMs(m.headFlops) + downMs(wire.replyBytesPerToken);
     const perToken = Math.max(
       edgeMs(m.layerFlops(n + N / 2) * L + m.headFlops),
       downMs(wire.replyBytesPerToken),
@@ -100,7 +108,7 @@ export function predictSplit(
     });
   }
   if (split >= L) {
-    const ttftMs = devMs(rowsFlops(m, L, 0, n) + m.headFlops);
+    const ttftMs = devPassMs(rowsFlops(m, L, 0, n), n) + devMs(m.headFlops);
     const perToken = devMs(m.layerFlops(n + N / 2) * L + m.headFlops);
     return done({
       split: L,
@@ -121,14 +129,16 @@ export function predictSplit(
   const steps = Math.ceil((N - 1) / E);
   const ctx = n + N / 2;
   // Prefill: the prompt's rows go up in one frame; the edge answers the first token. A
-  // pipelined prompt is a two-stage pipeline of c chunks: compute chunk i+1 while i uploads.
+  // pipelined prompt is a three-stage pipeline of c chunks (each chunk its own pass on both
+  // sides): the device computes chunk i+1 while i uploads and the edge runs i − 1.
   const prefillUp = wire.requestBytes + n * (wire.prefillBytesPerRow ?? wire.bytesPerRow);
-  const dev = devMs(rowsFlops(m, K, 0, n));
-  const up = upMs(prefillUp);
   const c = wire.pipelineRows && n > wire.pipelineRows ? Math.ceil(n / wire.pipelineRows) : 1;
-  const sendMs = c > 1 ? dev / c + (c - 1) * Math.max(dev, up) / c + up / c : dev + up;
-  const ttftMs = sendMs + net.rttMs + edge.queueMs +
-    edgeMs(rowsFlops(m, L - K, 0, n) + m.headFlops) + downMs(wire.replyBytesPerToken);
+  const dev = c * devPassMs(rowsFlops(m, K, 0, n) / c, n / c);
+  const up = upMs(prefillUp);
+  const edg = c * edgePassMs(rowsFlops(m, L - K, 0, n) / c, n / c);
+  const prefillMs = (dev + up + edg) / c + (c - 1) * Math.max(dev, up, edg) / c;
+  const ttftMs = prefillMs + net.rttMs + edge.queueMs + edgeMs(m.headFlops) +
+    downMs(wire.replyBytesPerToken);
   // Each round trip: E tokens, E·rows rows through both halves (device drafts with its head).
   const rtRows = E * rows;
   const rtUp = wire.requestBytes + rtRows * wire.bytesPerRow;

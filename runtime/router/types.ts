@@ -55,8 +55,13 @@ export interface Confidence {
 
 /** What the device can do, measured in this process. */
 export interface DeviceCapability {
-  /** Measured FLOP/s of the device engine on transformer layers. */
+  /** Measured FLOP/s of the device engine on transformer layers (decode: one row a pass). */
   flopsPerSec: number;
+  /**
+   * FLOP/s on the extra rows of a batched pass (prompt rows share one read of the weights, so
+   * they run faster than decode rows); default `flopsPerSec`.
+   */
+  prefillFlopsPerSec?: number;
   /** Memory the device may spend on weights, in bytes. */
   freeBytes: number;
   /** Threads the device engine uses. */
@@ -81,8 +86,10 @@ export interface NetworkState {
 export interface EdgeState {
   /** Whether the edge can be reached at all. */
   available: boolean;
-  /** FLOP/s the edge gives one session when idle. */
+  /** FLOP/s the edge gives one session when idle (decode: one row a pass). */
   flopsPerSec: number;
+  /** FLOP/s on the extra rows of a batched pass (prompt rows); default `flopsPerSec`. */
+  prefillFlopsPerSec?: number;
   /** Utilisation 0..1; compute slows by 1 / (1 - load). */
   load: number;
   /** Expected wait before a request starts, ms. */
