@@ -232,10 +232,15 @@ export function pacedFetch(engine: PacedEngine, inner: typeof fetch): typeof fet
   };
 }
 
+/** Routes whose answer streams a whole generation. */
+const GENERATION = /\/v1\/(generate|chat\/completions)$/;
+
 /**
  * Feeds `estimator` from each completed request, counting frame bytes at the simulated width
  * (`scale` per real byte on `/forward`). Streamed bodies (pipelined prompts) are not observed:
- * their wall time includes device compute.
+ * their wall time includes device compute; nor are generation streams (the cloud route), whose
+ * wall time is the edge's whole paced generation (a second and more) — read as transfer time,
+ * it would drag the bandwidth estimate down to a few KB/s after a few cloud answers.
  */
 export function scaledEstimatingFetch(
   estimator: NetworkEstimator,
@@ -244,8 +249,8 @@ export function scaledEstimatingFetch(
 ): typeof fetch {
   return async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
     const body = init?.body;
-    if (body instanceof ReadableStream) return await inner(input, init);
     const url = String(input instanceof Request ? input.url : input);
+    if (body instanceof ReadableStream || GENERATION.test(url)) return await inner(input, init);
     const raw = typeof body === "string"
       ? new TextEncoder().encode(body).byteLength
       : ArrayBuffer.isView(body)
