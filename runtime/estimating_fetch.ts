@@ -1,5 +1,6 @@
 /**
- * A `fetch` that feeds every request it makes into a {@linkcode NetworkEstimator}: wall time
+ * A `fetch` that feeds the requests it makes into a {@linkcode NetworkEstimator} (all but
+ * streamed uploads and generation streams, whose wall time is compute, not the link): wall time
  * from sending to the last byte of the answer, bytes each way, and the edge's own compute
  * time when the answer says it (`edgeMs` in the NDJSON closing line is not read: the header
  * `server-timing` is, when present). Hand it to `createSession({ fetch })`.
@@ -18,6 +19,12 @@
  */
 
 import type { NetworkEstimator } from "./router/network.ts";
+
+/**
+ * Routes whose answer streams a whole generation: their wall time is the edge's generation,
+ * not the link, and read as transfer time it would drag the bandwidth estimate to KB/s.
+ */
+const GENERATION = /\/v1\/(generate|chat\/completions)$/;
 
 function bodyBytes(body: BodyInit | null | undefined): number {
   if (!body) return 0;
@@ -42,6 +49,11 @@ export function estimatingFetch(
   inner: typeof fetch = globalThis.fetch.bind(globalThis),
 ): typeof fetch {
   return async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+    const url = input instanceof Request ? input.url : String(input);
+    // Streamed bodies (pipelined prompts) include device compute; generation streams the edge's.
+    if (init?.body instanceof ReadableStream || GENERATION.test(new URL(url).pathname)) {
+      return await inner(input, init);
+    }
     const t0 = performance.now();
     const up = bodyBytes(init?.body);
     const res = await inner(input, init);

@@ -243,4 +243,9 @@ Deno.test("estimating fetch feeds each completed request into the estimator", as
   }
   assert.equal(net.samples, 3);
   assert.ok(net.state.rttMs >= 15 && net.state.rttMs < 200, `rtt ${net.state.rttMs}`);
+  // A generation stream measures the edge's generation, not the link: not observed.
+  for (const route of ["/v1/generate", "/v1/chat/completions"]) {
+    await (await f(`http://edge.invalid${route}`, { method: "POST", body: "{}" })).text();
+  }
+  assert.equal(net.samples, 3);
 });
