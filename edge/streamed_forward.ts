@@ -44,6 +44,7 @@ function plan(
   sessionBytes: Uint8Array,
   limits: DecodeLimits,
 ): Frame | undefined {
+  if (head.byteLength < FIXED_HEADER_BYTES) return undefined; // a lying header length
   const v = new DataView(head.buffer, head.byteOffset, head.byteLength);
   const dtype = (["f32", "f16"] as const)[v.getUint8(8)]; // int8's scales precede its rows
   const n = v.getUint32(20, true), dim = v.getUint32(16, true);

@@ -59,3 +59,17 @@ Deno.test("streamed frame: run as it arrives, the same answer as the whole frame
   const c = await readFrameRunning(request(5), 1 << 24, newEdgeSession(m, K, {}), session, {});
   assert.equal(c.early, undefined);
 });
+
+Deno.test("a streamed frame whose header length lies is read whole, then refused as bad_frame", async () => {
+  // Found by the route fuzzer: headerBytes = 0 made the early-run planner read past its buffer.
+  const whole = await readFrameRunning(request(0), 1 << 24, undefined, session, {});
+  const lying = whole.bytes.slice();
+  new DataView(lying.buffer).setUint16(6, 0, true);
+  const body = new Request("http://x/forward", { method: "POST", body: lying });
+  const r = await readFrameRunning(body, 1 << 24, newEdgeSession(m, K, {}), session, {});
+  assert.equal(r.early, undefined);
+  assert.throws(
+    () => decodeFrame(r.bytes),
+    (e: Error & { code?: string }) => e.code === "bad_frame",
+  );
+});
