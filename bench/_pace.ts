@@ -17,6 +17,7 @@
 
 import type { Engine, KVCache } from "../runtime/engine.ts";
 import type { ModelConfig, ModelParts } from "../runtime/model.ts";
+import { estimatingFetch } from "../runtime/estimating_fetch.ts";
 import type { NetworkEstimator } from "../runtime/router/network.ts";
 import type { ModelProfile } from "../runtime/router/types.ts";
 import { rowBytes } from "../runtime/wire_payload.ts";
@@ -232,46 +233,17 @@ export function pacedFetch(engine: PacedEngine, inner: typeof fetch): typeof fet
   };
 }
 
-/** Routes whose answer streams a whole generation. */
-const GENERATION = /\/v1\/(generate|chat\/completions)$/;
-
 /**
- * Feeds `estimator` from each completed request, counting frame bytes at the simulated width
- * (`scale` per real byte on `/forward`). Streamed bodies (pipelined prompts) are not observed:
- * their wall time includes device compute; nor are generation streams (the cloud route), whose
- * wall time is the edge's whole paced generation (a second and more) — read as transfer time,
- * it would drag the bandwidth estimate down to a few KB/s after a few cloud answers.
+ * Feeds `estimator` from each completed request (the library's `estimatingFetch`, which skips
+ * streamed uploads and generation streams), counting frame bytes at the simulated width:
+ * `scale` per real byte on `/forward`.
  */
 export function scaledEstimatingFetch(
   estimator: NetworkEstimator,
   inner: typeof fetch,
   scale: number,
 ): typeof fetch {
-  return async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
-    const body = init?.body;
-    const url = String(input instanceof Request ? input.url : input);
-    if (body instanceof ReadableStream || GENERATION.test(url)) return await inner(input, init);
-    const raw = typeof body === "string"
-      ? new TextEncoder().encode(body).byteLength
-      : ArrayBuffer.isView(body)
-      ? body.byteLength
-      : 0;
-    const up = url.endsWith("/forward") ? raw * scale : raw;
-    const t0 = performance.now();
-    const res = await inner(input, init);
-    if (!res.body) return res;
-    let down = 0;
-    const counted = res.body.pipeThrough(
-      new TransformStream<Uint8Array, Uint8Array>({
-        transform(chunk, ctl) {
-          down += chunk.byteLength;
-          ctl.enqueue(chunk);
-        },
-        flush() {
-          estimator.observe({ wallMs: performance.now() - t0, bytesUp: up, bytesDown: down });
-        },
-      }),
-    );
-    return new Response(counted, { status: res.status, headers: res.headers });
-  };
+  return estimatingFetch(estimator, inner, {
+    bytesUp: (url, raw) => (new URL(url).pathname.endsWith("/forward") ? raw * scale : raw),
+  });
 }

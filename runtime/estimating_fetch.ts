@@ -34,6 +34,13 @@ function bodyBytes(body: BodyInit | null | undefined): number {
   return 0;
 }
 
+/** Options of {@linkcode estimatingFetch}. */
+export interface EstimatingFetchOptions {
+  /** Upload bytes to record for a request of `raw` body bytes (default: `raw`); a simulation
+   * that stands in for a wider model scales its frames here. */
+  bytesUp?: (url: string, raw: number) => number;
+}
+
 /**
  * Wraps `inner` (default: the global fetch) so each completed request updates `estimator`.
  *
@@ -47,6 +54,7 @@ function bodyBytes(body: BodyInit | null | undefined): number {
 export function estimatingFetch(
   estimator: NetworkEstimator,
   inner: typeof fetch = globalThis.fetch.bind(globalThis),
+  options: EstimatingFetchOptions = {},
 ): typeof fetch {
   return async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
     const url = input instanceof Request ? input.url : String(input);
@@ -55,7 +63,8 @@ export function estimatingFetch(
       return await inner(input, init);
     }
     const t0 = performance.now();
-    const up = bodyBytes(init?.body);
+    const raw = bodyBytes(init?.body);
+    const up = options.bytesUp ? options.bytesUp(url, raw) : raw;
     const res = await inner(input, init);
     const timing = /dur=([\d.]+)/.exec(res.headers.get("server-timing") ?? "");
     const serverMs = timing ? Number(timing[1]) : 0;

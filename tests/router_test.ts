@@ -248,4 +248,16 @@ Deno.test("estimating fetch feeds each completed request into the estimator", as
     await (await f(`http://edge.invalid${route}`, { method: "POST", body: "{}" })).text();
   }
   assert.equal(net.samples, 3);
+  // bytesUp sees each observed request's url and raw body size.
+  const seen: [string, number][] = [];
+  const scaled = estimatingFetch(net, inner as typeof fetch, {
+    bytesUp: (url, raw) => (seen.push([url, raw]), raw * 9),
+  });
+  await (await scaled("http://edge.invalid/v1/s/forward", {
+    method: "POST",
+    body: new Uint8Array(7),
+  }))
+    .text();
+  assert.deepEqual(seen, [["http://edge.invalid/v1/s/forward", 7]]);
+  assert.equal(net.samples, 4);
 });
