@@ -37,4 +37,5 @@ export {
   Kernels,
   loadKernels,
   type LoadKernelsOptions,
+  type QuantMatmul,
 } from "./kernels/binding.ts";

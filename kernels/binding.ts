@@ -30,6 +30,24 @@ import { WASM_SIMD } from "./wasm_simd.ts";
 /** Which build runs: relaxed SIMD with shared memory (threads), or plain simd128. */
 export type Flavor = "relaxed" | "simd";
 
+/**
+ * A quantized matmul over output rows [r0, r1): `out` [n, dout] from activations `x` (f32 or a
+ * quantized activation buffer), scales `wd` and quants `wq` of row-tiled weights, optional
+ * `bias` (0 = none). Pointers are byte offsets into the memory.
+ */
+export type QuantMatmul = (
+  out: number,
+  x: number,
+  wq: number,
+  wd: number,
+  n: number,
+  din: number,
+  dout: number,
+  bias: number,
+  r0: number,
+  r1: number,
+) => void;
+
 /** Raw exports of the kernels (pointers are byte offsets into the memory). */
 export interface KernelExports {
   /** f32 matmul over rows [r0, r1), weights row-tiled (layout.ts); see src/matmul_f32.rs. */
@@ -45,44 +63,11 @@ export interface KernelExports {
     r1: number,
   ): void;
   /** q8_0 weights (row-tiled, layout.ts) × quantized activations. */
-  matmul_q8(
-    out: number,
-    act: number,
-    wq: number,
-    wd: number,
-    n: number,
-    din: number,
-    dout: number,
-    bias: number,
-    r0: number,
-    r1: number,
-  ): void;
+  matmul_q8: QuantMatmul;
   /** q8_0 weights (row-tiled) × f32 activations. */
-  matmul_q8f(
-    out: number,
-    x: number,
-    wq: number,
-    wd: number,
-    n: number,
-    din: number,
-    dout: number,
-    bias: number,
-    r0: number,
-    r1: number,
-  ): void;
+  matmul_q8f: QuantMatmul;
   /** q4_0 weights (row-tiled) × quantized activations. */
-  matmul_q4(
-    out: number,
-    act: number,
-    wq: number,
-    wd: number,
-    n: number,
-    din: number,
-    dout: number,
-    bias: number,
-    r0: number,
-    r1: number,
-  ): void;
+  matmul_q4: QuantMatmul;
   /** Quantizes x: [n, din] into an activation buffer of act_bytes(n, din) bytes. */
   quantize_act(act: number, x: number, n: number, din: number): void;
   /** Bytes of an activation buffer. */
