@@ -56,14 +56,8 @@ export {
   type SourceFile,
   type SourceLoadOptions,
 } from "./runtime/load.ts";
-export {
-  type FileCache,
-  type FileSource,
-  HttpSource,
-  HubSource,
-  type HubSpec,
-  type ProgressFn,
-} from "./runtime/source.ts";
+export { type FileCache, type FileSource, HttpSource, type ProgressFn } from "./runtime/source.ts";
+export { HubSource, type HubSourceOptions, type HubSpec, parseHubSpec } from "./runtime/hub.ts";
 export { digestModel, type ModelDigests } from "./runtime/digest.ts";
 export {
   cutModel,

@@ -6,7 +6,7 @@
  * | `path/to/model.bin`                | llama2.c checkpoint; tokenizer tok512.bin / tokenizer.bin beside it |
  * | `path/to/folder` (or its config.json) | Hugging Face folder: config.json, model.safetensors[.index.json], tokenizer.json |
  * | `https://host/folder` (or `.../x.bin`) | the same over HTTP                                     |
- * | `hf:owner/repo[@revision]`         | a hub repository, cached on disk (`TANDEM_CACHE`, default ~/.cache/tandem/hub); `HF_ENDPOINT` and `HF_TOKEN` are honoured |
+ * | `hf:owner/repo[@revision]`         | a hub repository, cached on disk (`TANDEM_CACHE`, default ~/.cache/tandem/hub); `HF_ENDPOINT`, `HF_TOKEN` and `HF_HUB_OFFLINE` are honoured; a branch is re-resolved to its current commit on each load (see runtime/hub.ts) |
  *
  * Every failure is a TandemError naming the file and what is wrong.
  *
@@ -31,7 +31,8 @@ import {
   type SourceFile,
 } from "../runtime/load.ts";
 import type { ModelParts } from "../runtime/model.ts";
-import { type FileSource, HttpSource, HubSource, type ProgressFn } from "../runtime/source.ts";
+import { type FileSource, HttpSource, type ProgressFn } from "../runtime/source.ts";
+import { HubSource } from "../runtime/hub.ts";
 import { DirSource, DiskCache, env } from "./fs.ts";
 
 /** Options of {@linkcode loadModel}. */
@@ -42,6 +43,8 @@ export interface LoadModelOptions {
   cacheDir?: string;
   /** Hub endpoint (default `HF_ENDPOINT` or https://huggingface.co). */
   endpoint?: string;
+  /** Use only the hub cache, never the network (default: `HF_HUB_OFFLINE` is 1/true/yes). */
+  offline?: boolean;
   /** The fetch to use for URLs and the hub. */
   fetch?: typeof fetch;
   /** Called as files are read or downloaded. */
@@ -98,6 +101,7 @@ export async function loadModel(
     const source = new HubSource(spec, {
       endpoint: options.endpoint ?? env("HF_ENDPOINT"),
       token: env("HF_TOKEN"),
+      offline: options.offline ?? /^(1|true|yes|on)$/i.test(env("HF_HUB_OFFLINE") ?? ""),
       cache: new DiskCache(options.cacheDir),
       fetch: options.fetch,
       onProgress,

@@ -1,18 +1,13 @@
 /**
  * Where model files come from: a folder-like {@linkcode FileSource} that reads files by
- * relative path. This module holds the portable ones (HTTP and the Hugging Face hub, both over
- * `fetch`); a local directory and the on-disk cache live in `hosts/fs.ts`.
- *
- * Hub files resolve as `{endpoint}/{owner}/{repo}/resolve/{revision}/{file}` (endpoint default
- * `https://huggingface.co`, revision default `main`) and are kept in a {@linkcode FileCache}
- * under `{owner}/{repo}/{revision}/{file}`, so a second load does not touch the network. A
- * file the hub reported missing is remembered too (`{file}#missing`).
+ * relative path. This module holds the portable one over `fetch`; the Hugging Face hub and its
+ * cache are `hub.ts`, a local directory and the on-disk cache live in `hosts/fs.ts`.
  *
  * @example
  * ```ts
- * import { HubSource } from "./source.ts";
- * const hub = new HubSource("hf:karpathy/tinyllamas", { token: "hf_..." });
- * const config = JSON.parse(new TextDecoder().decode(await hub.read("config.json")));
+ * import { HttpSource } from "./source.ts";
+ * const src = new HttpSource("https://example.com/models/stories260K-hf/");
+ * const config = JSON.parse(new TextDecoder().decode(await src.read("config.json")));
  * ```
  *
  * @module
@@ -142,8 +137,11 @@ export class HttpSource implements FileSource {
   }
 }
 
-/** Turns a failed response into the TandemError a user can act on. */
-async function failFor(res: Response, path: string, url: string): Promise<never> {
+/**
+ * Turns a failed response into the TandemError a user can act on (`not_found`, `unauthorized`
+ * or `network`), naming the file and URL; the hub's `x-error-code` refines 401/404.
+ */
+export async function failFor(res: Response, path: string, url: string): Promise<never> {
   await res.body?.cancel();
   const why = `HTTP ${res.status}${res.statusText ? " " + res.statusText : ""}`;
   const hubCode = res.headers.get("x-error-code"); // the hub says RepoNotFound, GatedRepo, ...
@@ -151,6 +149,12 @@ async function failFor(res: Response, path: string, url: string): Promise<never>
     throw new TandemError(
       "not_found",
       `Cannot download ${path} from ${url}: ${why} (no such repository, or it is private: set HF_TOKEN)`,
+    );
+  }
+  if (hubCode === "RevisionNotFound") {
+    throw new TandemError(
+      "not_found",
+      `Cannot download ${path} from ${url}: ${why} (no such branch, tag or commit)`,
     );
   }
   if (res.status === 401 || res.status === 403) {
@@ -166,115 +170,4 @@ async function failFor(res: Response, path: string, url: string): Promise<never>
     );
   }
   throw new TandemError("network", `Cannot download ${path} from ${url}: ${why}`);
-}
-
-/** A parsed `hf:owner/repo[@revision]` spec. */
-export interface HubSpec {
-  /** `owner/repo`. */
-  repo: string;
-  /** Branch, tag or commit (default `main`). */
-  revision: string;
-}
-
-/**
- * Parses `hf:owner/repo[@revision]`. Throws `bad_argument` for anything else.
- *
- * @example
- * ```ts
- * import { parseHubSpec } from "./source.ts";
- * console.log(parseHubSpec("hf:karpathy/tinyllamas@main")); // { repo: "karpathy/tinyllamas", revision: "main" }
- * ```
- */
-export function parseHubSpec(spec: string): HubSpec {
-  const m = /^hf:([\w.-]+\/[\w.-]+)(?:@([\w./-]+))?$/.exec(spec);
-  if (!m || m[1].includes("..") || (m[2] ?? "").includes("..")) {
-    throw new TandemError(
-      "bad_argument",
-      `Cannot parse model spec ${JSON.stringify(spec)}: expected hf:owner/repo[@revision]`,
-    );
-  }
-  return { repo: m[1], revision: m[2] ?? "main" };
-}
-
-/** Options of {@linkcode HubSource}. */
-export interface HubSourceOptions {
-  /** Hub URL (default `https://huggingface.co`; hosts pass `HF_ENDPOINT`). */
-  endpoint?: string;
-  /** Access token sent as a bearer token (hosts pass `HF_TOKEN`). */
-  token?: string;
-  /** Where downloaded files are kept; without one every read downloads. */
-  cache?: FileCache;
-  /** The fetch to use (default: the global one). */
-  fetch?: typeof fetch;
-  /** Called as bytes arrive. */
-  onProgress?: ProgressFn;
-}
-
-/**
- * A Hugging Face hub repository as a FileSource, cached.
- *
- * @example
- * ```ts
- * import { HubSource } from "./source.ts";
- * const hub = new HubSource("hf:owner/repo@v1", { endpoint: "http://127.0.0.1:9000" });
- * console.log(hub.describe("config.json")); // http://127.0.0.1:9000/owner/repo/resolve/v1/config.json
- * ```
- */
-export class HubSource implements FileSource {
-  /** The repository and revision. */
-  readonly spec: HubSpec;
-  readonly #http: HttpSource;
-  readonly #cache?: FileCache;
-
-  /** Creates a source for `hf:owner/repo[@revision]`. */
-  constructor(spec: string, options: HubSourceOptions = {}) {
-    this.spec = parseHubSpec(spec);
-    const endpoint = (options.endpoint ?? "https://huggingface.co").replace(/\/+$/, "");
-    const rev = encodeURIComponent(this.spec.revision);
-    this.#http = new HttpSource(`${endpoint}/${this.spec.repo}/resolve/${rev}/`, {
-      fetch: options.fetch,
-      headers: options.token ? { Authorization: `Bearer ${options.token}` } : {},
-      onProgress: options.onProgress,
-    });
-    this.#cache = options.cache;
-  }
-
-  /** The download URL of a file (or of the repository). */
-  describe(path?: string): string {
-    return path === undefined
-      ? `hf:${this.spec.repo}@${this.spec.revision}`
-      : this.#http.describe(path);
-  }
-
-  /** Reads a file from the cache, or downloads and caches it. */
-  async read(path: string): Promise<Uint8Array> {
-    const key = this.#key(path);
-    const hit = await this.#cache?.get(key);
-    if (hit) return hit;
-    const bytes = await this.#http.read(path);
-    await this.#cache?.put(key, bytes);
-    return bytes;
-  }
-
-  /** Whether a file exists, answered from the cache when it can be. */
-  async exists(path: string): Promise<boolean> {
-    const key = this.#key(path);
-    if (this.#cache) {
-      if (await this.#cache.has(key)) return true;
-      if (await this.#cache.has(key + "#missing")) return false;
-    }
-    const found = await this.#http.exists(path);
-    if (!found) await this.#cache?.put(key + "#missing", new Uint8Array([0]));
-    return found;
-  }
-
-  #key(path: string): string {
-    if (path.split("/").some((p) => p === ".." || p === "")) {
-      throw new TandemError(
-        "bad_argument",
-        `Cannot read ${JSON.stringify(path)}: not a plain relative path`,
-      );
-    }
-    return `${this.spec.repo}/${this.spec.revision}/${path}`;
-  }
 }
