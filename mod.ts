@@ -43,11 +43,14 @@ export { HfTokenizer, type HfTokenizerDefaults, parseHfTokenizer } from "./runti
 export { parseLlama2c, serializeLlama2c } from "./runtime/formats/llama2c.ts";
 export {
   parseSafetensors,
-  type SafetensorsDtype,
   type SafetensorsEntry,
   type SafetensorsFile,
-  serializeSafetensors,
 } from "./runtime/formats/safetensors.ts";
+export {
+  type SafetensorsDtype,
+  serializeSafetensors,
+} from "./runtime/formats/safetensors_write.ts";
+export { readSafetensors, type SafetensorsRead } from "./runtime/safetensors_source.ts";
 export { type HfWriteOptions, modelFromHf, modelToHf } from "./runtime/formats/hf.ts";
 export {
   type LoadedModel,

@@ -2,8 +2,8 @@
  * Local files for the loaders: a directory as a {@linkcode FileSource} and the on-disk hub
  * cache as a {@linkcode FileCache}. Uses `node:fs/promises`, which Deno and Node both provide.
  *
- * The cache lives in `TANDEM_CACHE` or `~/.cache/tandem/hub`, one file per
- * `{owner}/{repo}/{revision}/{file}`; files are written to a temporary name and renamed, so a
+ * The cache lives in `TANDEM_CACHE` or `~/.cache/tandem/hub`, one file per key (the keys are
+ * listed in runtime/hub.ts); files are written to a temporary name and renamed, so a
  * crash never leaves half a file under the real name.
  *
  * @example
@@ -16,7 +16,7 @@
  * @module
  */
 
-import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import process from "node:process";
@@ -83,6 +83,32 @@ export class DirSource implements FileSource {
       }
       throw new TandemError("bad_model", `Cannot load ${full}: ${(e as Error).message}`);
     }
+  }
+
+  /** Reads bytes [start, end) of a file (fewer if it ends first). */
+  async readRange(path: string, start: number, end: number): Promise<Uint8Array> {
+    const full = this.describe(path);
+    const out = new Uint8Array(Math.max(0, end - start));
+    let got = 0;
+    try {
+      const file = await open(full, "r");
+      try {
+        while (got < out.byteLength) {
+          const { bytesRead } = await file.read(out, got, out.byteLength - got, start + got);
+          if (bytesRead === 0) break;
+          got += bytesRead;
+        }
+      } finally {
+        await file.close();
+      }
+    } catch (e) {
+      if (code(e) === "ENOENT") {
+        throw new TandemError("not_found", `Cannot load ${full}: no such file`);
+      }
+      throw new TandemError("bad_model", `Cannot load ${full}: ${(e as Error).message}`);
+    }
+    this.#onProgress?.(got, out.byteLength, path);
+    return out.subarray(0, got);
   }
 
   /** Whether a regular file exists at `path`. */

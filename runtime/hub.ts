@@ -12,7 +12,8 @@
  * | ------------------------------------- | ---------------------------------------------- |
  * | `{owner}/{repo}/refs/{revision}`      | the commit a branch or tag last resolved to    |
  * | `{owner}/{repo}/snapshots/{commit}/{file}` | a file at a commit (never changes)        |
- * | `…/{file}#missing`                    | the hub said the file does not exist           |
+ * | `…/{file}#exists`, `…/{file}#missing` | the hub said whether the file exists           |
+ * | `…/{file}#{start}-{end}`              | a byte range of the file (a partial load)      |
  * | `{owner}/{repo}/unpinned/{revision}/{file}` | a file from a server without the API (kept forever) |
  *
  * A commit hash as the revision needs no request. Offline (`offline: true`, hosts pass
@@ -139,6 +140,28 @@ export class HubSource implements FileSource {
     return bytes;
   }
 
+  /**
+   * Reads bytes [start, end) of a file: from the cached file if there is one, else from a cached
+   * copy of this very range (keyed `{file}#{start}-{end}`), else with a range request.
+   */
+  async readRange(path: string, start: number, end: number): Promise<Uint8Array> {
+    checkPath(path);
+    const snap = await this.#resolve();
+    const key = snap.keys + path;
+    const cache = this.#options.cache;
+    const whole = await cache?.get(key);
+    if (whole) {
+      return whole.subarray(Math.min(start, whole.byteLength), Math.min(end, whole.byteLength));
+    }
+    const rangeKey = `${key}#${start}-${end}`;
+    const hit = await cache?.get(rangeKey);
+    if (hit) return hit;
+    if (this.#options.offline) throw this.#notCached(path);
+    const bytes = await snap.http.readRange(path, start, end);
+    await cache?.put(rangeKey, bytes);
+    return bytes;
+  }
+
   /** Whether a file exists, answered from the cache when it can be. */
   async exists(path: string): Promise<boolean> {
     checkPath(path);
@@ -146,12 +169,12 @@ export class HubSource implements FileSource {
     const key = snap.keys + path;
     const cache = this.#options.cache;
     if (cache) {
-      if (await cache.has(key)) return true;
+      if (await cache.has(key) || await cache.has(key + "#exists")) return true;
       if (await cache.has(key + "#missing")) return false;
     }
     if (this.#options.offline) throw this.#notCached(path);
     const found = await snap.http.exists(path);
-    if (!found) await cache?.put(key + "#missing", new Uint8Array([0]));
+    await cache?.put(key + (found ? "#exists" : "#missing"), new Uint8Array([0]));
     return found;
   }
 

@@ -3,8 +3,9 @@
  * model.safetensors or a sharded index + tokenizer.json) or a llama2.c checkpoint with its
  * tokenizer. Hosts resolve a user's spec (path, URL, `hf:`) to a source; see `hosts/load.ts`.
  *
- * Only the tensors the requested {@linkcode ModelParts} need are converted, and of a sharded
- * checkpoint only the shards holding them are read.
+ * Only the tensors the requested {@linkcode ModelParts} need are converted; of a sharded
+ * checkpoint only the shards holding them are read, and from a source with range reads only
+ * their bytes (`safetensors_source.ts`).
  *
  * @example
  * ```ts
@@ -21,11 +22,8 @@ import { TandemError } from "./errors.ts";
 import { parseLlama2c } from "./formats/llama2c.ts";
 import { hfTensorNames, modelFromHf } from "./formats/hf.ts";
 import { parseHfConfig } from "./formats/hf_config.ts";
-import {
-  parseSafetensors,
-  parseSafetensorsIndex,
-  type SafetensorsFile,
-} from "./formats/safetensors.ts";
+import { parseSafetensorsIndex, type SafetensorsFile } from "./formats/safetensors.ts";
+import { readSafetensors } from "./safetensors_source.ts";
 import { type Model, type ModelConfig, type ModelParts, parameterCount } from "./model.ts";
 import type { FileSource } from "./source.ts";
 import { parseHfTokenizer } from "./tokenizer/hf.ts";
@@ -233,24 +231,25 @@ export async function loadHfFolder(
   );
   const parts = resolveParts(config, options.parts);
   let get: (name: string) => SafetensorsFile | undefined;
+  const names = new Set(hfTensorNames(config, parts).values());
+  const all = parts.embed && parts.head && parts.layers[0] === 0 &&
+    parts.layers[1] === config.nLayers;
+  const wanted = all ? undefined : (name: string) => names.has(name); // undefined: read whole
   if (await source.exists("model.safetensors")) {
-    const file = parseSafetensors(
-      await source.read("model.safetensors"),
-      source.describe("model.safetensors"),
-    );
+    const { file } = await readSafetensors(source, "model.safetensors", wanted);
     get = () => file;
   } else if (await source.exists("model.safetensors.index.json")) {
     const indexPath = "model.safetensors.index.json";
     const text = new TextDecoder().decode(await source.read(indexPath));
     const weightMap = parseSafetensorsIndex(text, source.describe(indexPath));
     const needed = new Set<string>();
-    for (const name of hfTensorNames(config, parts).values()) {
+    for (const name of names) {
       const shard = weightMap.get(name);
       if (shard) needed.add(shard);
     }
     const shards = new Map<string, SafetensorsFile>();
     for (const shard of needed) {
-      shards.set(shard, parseSafetensors(await source.read(shard), source.describe(shard)));
+      shards.set(shard, (await readSafetensors(source, shard, wanted)).file);
     }
     get = (name) => shards.get(weightMap.get(name) ?? "");
   } else {

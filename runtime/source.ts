@@ -21,6 +21,11 @@ export interface FileSource {
   read(path: string): Promise<Uint8Array>;
   /** Whether a file exists. Throws `unauthorized` or `network` when it cannot tell. */
   exists(path: string): Promise<boolean>;
+  /**
+   * Reads bytes [start, end) of a file, fewer if the file ends first; sources that can (HTTP
+   * range requests, local files, the hub) implement it so a load fetches only what it needs.
+   */
+  readRange?(path: string, start: number, end: number): Promise<Uint8Array>;
   /** Where a file (or, without a path, the whole source) lives: a path or URL for messages. */
   describe(path?: string): string;
 }
@@ -81,6 +86,24 @@ export class HttpSource implements FileSource {
   async read(path: string): Promise<Uint8Array> {
     const res = await this.#request(path, "GET");
     if (!res.ok) await failFor(res, path, this.describe(path));
+    return await this.#body(res, path);
+  }
+
+  /** Downloads bytes [start, end) with a range request (a server that ignores it costs the whole file). */
+  async readRange(path: string, start: number, end: number): Promise<Uint8Array> {
+    if (end <= start) return new Uint8Array(0);
+    const res = await this.#request(path, "GET", { Range: `bytes=${start}-${end - 1}` });
+    if (res.status === 416) {
+      await res.body?.cancel();
+      return new Uint8Array(0); // the file ends before start
+    }
+    if (!res.ok) await failFor(res, path, this.describe(path));
+    const bytes = await this.#body(res, path);
+    if (res.status === 206) return bytes.subarray(0, end - start);
+    return bytes.subarray(Math.min(start, bytes.byteLength), Math.min(end, bytes.byteLength));
+  }
+
+  async #body(res: Response, path: string): Promise<Uint8Array> {
     const total = Number(res.headers.get("content-length") ?? 0);
     if (!res.body) return new Uint8Array(await res.arrayBuffer());
     const chunks: Uint8Array[] = [];
@@ -124,10 +147,11 @@ export class HttpSource implements FileSource {
     return await failFor(res, path, this.describe(path));
   }
 
-  async #request(path: string, method: string): Promise<Response> {
+  async #request(path: string, method: string, extra?: Record<string, string>): Promise<Response> {
     const url = this.describe(path);
+    const headers = extra ? { ...this.#headers, ...extra } : this.#headers;
     try {
-      return await this.#fetch(url, { method, headers: this.#headers, redirect: "follow" });
+      return await this.#fetch(url, { method, headers, redirect: "follow" });
     } catch (e) {
       throw new TandemError(
         "network",

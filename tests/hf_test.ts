@@ -254,7 +254,7 @@ Deno.test("missing tensors, wrong shapes and bad config.json are typed errors", 
   const files = modelToHf(randomModel(config, 2));
   files.set("tokenizer.json", HF_TOKENIZER);
   const st = parseSafetensors(files.get("model.safetensors")!);
-  const { serializeSafetensors } = await import("../runtime/formats/safetensors.ts");
+  const { serializeSafetensors } = await import("../runtime/formats/safetensors_write.ts");
   const without = (drop: string) =>
     serializeSafetensors(
       new Map([...st.entries.keys()].filter((n) => n !== drop).map((n) => [n, st.f32(n)])),

@@ -1,11 +1,8 @@
 // safetensors read/write and the f16/bf16 conversions under it; corrupt files give typed errors.
 import assert from "node:assert/strict";
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, roundTo } from "../runtime/dtype.ts";
-import {
-  parseSafetensors,
-  parseSafetensorsIndex,
-  serializeSafetensors,
-} from "../runtime/formats/safetensors.ts";
+import { parseSafetensors, parseSafetensorsIndex } from "../runtime/formats/safetensors.ts";
+import { serializeSafetensors } from "../runtime/formats/safetensors_write.ts";
 import { assertTandemError, rng } from "./_fixtures.ts";
 
 Deno.test("f16: every finite bit pattern survives f16 → f32 → f16, and matches Math.f16round", () => {

@@ -41,7 +41,7 @@ import {
   validateModel,
 } from "../model.ts";
 import { hfConfigJson } from "./hf_config.ts";
-import { type SafetensorsDtype, serializeSafetensors } from "./safetensors.ts";
+import { type SafetensorsDtype, serializeSafetensors } from "./safetensors_write.ts";
 
 const LAYER_NAMES: Record<string, string> = {
   attn_norm: "input_layernorm.weight",

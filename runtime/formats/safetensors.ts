@@ -1,5 +1,5 @@
 /**
- * The safetensors format, read and written.
+ * The safetensors format, read (the writer is `safetensors_write.ts`).
  *
  * | offset  | type       | field                                                          |
  * | ------- | ---------- | -------------------------------------------------------------- |
@@ -14,7 +14,8 @@
  *
  * @example
  * ```ts
- * import { parseSafetensors, serializeSafetensors } from "./safetensors.ts";
+ * import { parseSafetensors } from "./safetensors.ts";
+ * import { serializeSafetensors } from "./safetensors_write.ts";
  * const bytes = serializeSafetensors(new Map([["w", { shape: [2], data: new Float32Array([1, 2]) }]]));
  * const file = parseSafetensors(bytes, "model.safetensors");
  * console.log(file.f32("w").data); // Float32Array [1, 2]
@@ -23,7 +24,7 @@
  * @module
  */
 
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "../dtype.ts";
+import { bf16ToF32, f16ToF32 } from "../dtype.ts";
 import { TandemError } from "../errors.ts";
 import type { Tensor } from "../model.ts";
 
@@ -45,9 +46,6 @@ const DTYPE_BYTES: Record<string, number> = {
   F8_E4M3: 1,
   F8_E5M2: 1,
 };
-
-/** The dtypes tandem writes. */
-export type SafetensorsDtype = "F32" | "F16" | "BF16";
 
 /** One tensor as stored: dtype, shape and its raw little-endian bytes. */
 export interface SafetensorsEntry {
@@ -71,43 +69,74 @@ export interface SafetensorsFile {
 
 const HEADER_LIMIT = 100_000_000;
 
+/** Where each tensor of a safetensors file lies, from its header alone. */
+export interface SafetensorsLayout {
+  /** Tensors by name, in header order: dtype, shape and byte span [begin, end) in the data. */
+  tensors: Map<string, { dtype: string; shape: number[]; begin: number; end: number }>;
+  /** The `__metadata__` strings, if any. */
+  metadata: Record<string, string>;
+  /** Byte offset of the data in the file (8 + the header's length). */
+  dataStart: number;
+  /** Byte length of the data the header describes. */
+  dataLength: number;
+}
+
 /**
- * Parses and validates a safetensors file. Throws `bad_model` naming the first problem.
+ * The header length N from a file's first 8 bytes (the header is bytes [8, 8 + N)). Throws
+ * `bad_model` when they cannot start a safetensors file.
  *
  * @example
  * ```ts
- * import { parseSafetensors } from "./safetensors.ts";
- * declare const bytes: Uint8Array;
- * const file = parseSafetensors(bytes, "model.safetensors");
- * for (const [name, e] of file.entries) console.log(name, e.dtype, e.shape);
+ * import { safetensorsHeaderLength } from "./safetensors.ts";
+ * declare const first8: Uint8Array;
+ * const n = safetensorsHeaderLength(first8, "model.safetensors");
  * ```
  */
-export function parseSafetensors(bytes: Uint8Array, source = "safetensors file"): SafetensorsFile {
+export function safetensorsHeaderLength(first8: Uint8Array, source = "safetensors file"): number {
+  if (first8.byteLength < 8) {
+    throw new TandemError(
+      "bad_model",
+      `Cannot load ${source}: file is ${first8.byteLength} bytes, too short for a safetensors header`,
+    );
+  }
+  const n = Number(new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true));
+  if (n < 2 || n > HEADER_LIMIT) {
+    throw new TandemError(
+      "bad_model",
+      `Cannot load ${source}: header length ${n} is not plausible (not a safetensors file?)`,
+    );
+  }
+  return n;
+}
+
+/**
+ * Parses and validates a safetensors header (the JSON bytes after the length): known dtypes,
+ * shapes, offsets that match each shape and cover the data without overlaps or holes.
+ *
+ * @example
+ * ```ts
+ * import { parseSafetensorsLayout } from "./safetensors.ts";
+ * const json = new TextEncoder().encode('{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}');
+ * console.log(parseSafetensorsLayout(json).tensors.get("w")); // { dtype: "F32", shape: [2], begin: 0, end: 8 }
+ * ```
+ */
+export function parseSafetensorsLayout(
+  json: Uint8Array,
+  source = "safetensors file",
+): SafetensorsLayout {
   const fail = (why: string): never => {
     throw new TandemError("bad_model", `Cannot load ${source}: ${why}`);
   };
-  if (bytes.byteLength < 8) {
-    fail(`file is ${bytes.byteLength} bytes, too short for a safetensors header`);
-  }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n = Number(view.getBigUint64(0, true));
-  if (n < 2 || n > HEADER_LIMIT) {
-    fail(`header length ${n} is not plausible (not a safetensors file?)`);
-  }
-  if (8 + n > bytes.byteLength) {
-    fail(`file is truncated (${bytes.byteLength} bytes; the header alone needs ${8 + n})`);
-  }
   let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + n)));
+    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(json));
   } catch (e) {
     fail(`header is not valid JSON (${(e as Error).message})`);
   }
   if (typeof header !== "object" || header === null || Array.isArray(header)) {
     fail("header is not a JSON object");
   }
-  const data = bytes.subarray(8 + n);
-  const entries = new Map<string, SafetensorsEntry>();
+  const tensors: SafetensorsLayout["tensors"] = new Map();
   let metadata: Record<string, string> = {};
   const spans: [number, number, string][] = [];
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
@@ -138,17 +167,8 @@ export function parseSafetensors(bytes: Uint8Array, source = "safetensors file")
         }`,
       );
     }
-    if (end > data.byteLength) {
-      fail(
-        `file is truncated (${bytes.byteLength} bytes; tensor ${name} ends at byte ${8 + n + end})`,
-      );
-    }
     spans.push([begin, end, name]);
-    entries.set(name, {
-      dtype: info.dtype as string,
-      shape: shape as number[],
-      bytes: data.subarray(begin, end),
-    });
+    tensors.set(name, { dtype: info.dtype as string, shape: shape as number[], begin, end });
   }
   spans.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   let at = 0;
@@ -157,16 +177,34 @@ export function parseSafetensors(bytes: Uint8Array, source = "safetensors file")
     if (begin > at) fail(`data has a hole of ${begin - at} bytes before tensor ${name}`);
     at = end;
   }
-  if (at !== data.byteLength) {
-    fail(
-      `file holds ${data.byteLength - at} bytes after the last tensor (header describes ${
-        8 + n + at
-      })`,
-    );
+  return { tensors, metadata, dataStart: 8 + json.byteLength, dataLength: at };
+}
+
+/**
+ * A {@linkcode SafetensorsFile} over tensors whose bytes `bytesOf` gives (a view into a whole
+ * file, or separately read ranges); tensors it has no bytes for are left out.
+ *
+ * @example
+ * ```ts
+ * import { parseSafetensorsLayout, safetensorsFile } from "./safetensors.ts";
+ * const json = new TextEncoder().encode('{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}');
+ * const file = safetensorsFile(parseSafetensorsLayout(json), () => new Uint8Array(4), "x");
+ * console.log(file.f32("w").data); // Float32Array [0]
+ * ```
+ */
+export function safetensorsFile(
+  layout: SafetensorsLayout,
+  bytesOf: (name: string, begin: number, end: number) => Uint8Array | undefined,
+  source = "safetensors file",
+): SafetensorsFile {
+  const entries = new Map<string, SafetensorsEntry>();
+  for (const [name, t] of layout.tensors) {
+    const bytes = bytesOf(name, t.begin, t.end);
+    if (bytes) entries.set(name, { dtype: t.dtype, shape: t.shape, bytes });
   }
   return {
     entries,
-    metadata,
+    metadata: layout.metadata,
     f32: (name: string): Tensor => {
       const e = entries.get(name);
       if (!e) {
@@ -175,6 +213,50 @@ export function parseSafetensors(bytes: Uint8Array, source = "safetensors file")
       return { shape: e.shape.slice(), data: toF32(e, `${source}: tensor ${name}`) };
     },
   };
+}
+
+/**
+ * Parses and validates a whole safetensors file. Throws `bad_model` naming the first problem.
+ *
+ * @example
+ * ```ts
+ * import { parseSafetensors } from "./safetensors.ts";
+ * declare const bytes: Uint8Array;
+ * const file = parseSafetensors(bytes, "model.safetensors");
+ * for (const [name, e] of file.entries) console.log(name, e.dtype, e.shape);
+ * ```
+ */
+export function parseSafetensors(bytes: Uint8Array, source = "safetensors file"): SafetensorsFile {
+  const n = safetensorsHeaderLength(bytes, source);
+  if (8 + n > bytes.byteLength) {
+    throw new TandemError(
+      "bad_model",
+      `Cannot load ${source}: file is truncated (${bytes.byteLength} bytes; the header alone needs ${
+        8 + n
+      })`,
+    );
+  }
+  const layout = parseSafetensorsLayout(bytes.subarray(8, 8 + n), source);
+  const data = bytes.subarray(8 + n);
+  for (const [name, t] of layout.tensors) {
+    if (t.end > data.byteLength) {
+      throw new TandemError(
+        "bad_model",
+        `Cannot load ${source}: file is truncated (${bytes.byteLength} bytes; tensor ${name} ends at byte ${
+          8 + n + t.end
+        })`,
+      );
+    }
+  }
+  if (layout.dataLength < data.byteLength) {
+    throw new TandemError(
+      "bad_model",
+      `Cannot load ${source}: file holds ${
+        data.byteLength - layout.dataLength
+      } bytes after the last tensor (header describes ${8 + n + layout.dataLength})`,
+    );
+  }
+  return safetensorsFile(layout, (_, begin, end) => data.subarray(begin, end), source);
 }
 
 /** Converts one stored tensor to a fresh f32 array. */
@@ -196,56 +278,6 @@ function toF32(e: SafetensorsEntry, what: string): Float32Array {
         `Cannot load ${what} has dtype ${e.dtype}; only F32, F16 and BF16 are supported`,
       );
   }
-}
-
-/**
- * Writes f32 tensors as a safetensors file, stored as `dtype` (default F32), in map order.
- *
- * @example
- * ```ts
- * import { serializeSafetensors } from "./safetensors.ts";
- * const t = new Map([["norm", { shape: [4], data: new Float32Array(4).fill(1) }]]);
- * const bytes = serializeSafetensors(t, { dtype: "BF16", metadata: { format: "pt" } });
- * console.log(bytes.byteLength);
- * ```
- */
-export function serializeSafetensors(
-  tensors: ReadonlyMap<string, Tensor>,
-  options: { dtype?: SafetensorsDtype; metadata?: Record<string, string> } = {},
-): Uint8Array {
-  const dtype = options.dtype ?? "F32";
-  const header: Record<string, unknown> = {};
-  if (options.metadata) header.__metadata__ = options.metadata;
-  const payloads: Uint8Array[] = [];
-  let at = 0;
-  for (const [name, t] of tensors) {
-    const count = t.shape.reduce((a, b) => a * b, 1);
-    if (count !== t.data.length) {
-      throw new TandemError(
-        "bad_argument",
-        `Cannot write tensor ${name}: shape [${t.shape}] needs ${count} values, it holds ${t.data.length}`,
-      );
-    }
-    const raw = dtype === "F32" ? t.data : dtype === "F16" ? f32ToF16(t.data) : f32ToBf16(t.data);
-    const bytes = new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
-    header[name] = { dtype, shape: t.shape, data_offsets: [at, at + bytes.byteLength] };
-    payloads.push(bytes);
-    at += bytes.byteLength;
-  }
-  let json = new TextEncoder().encode(JSON.stringify(header));
-  const padded = Math.ceil(json.byteLength / 8) * 8; // keep the data 8-byte aligned
-  if (padded !== json.byteLength) {
-    json = new TextEncoder().encode(JSON.stringify(header) + " ".repeat(padded - json.byteLength));
-  }
-  const out = new Uint8Array(8 + json.byteLength + at);
-  new DataView(out.buffer).setBigUint64(0, BigInt(json.byteLength), true);
-  out.set(json, 8);
-  let off = 8 + json.byteLength;
-  for (const p of payloads) {
-    out.set(p, off);
-    off += p.byteLength;
-  }
-  return out;
 }
 
 /**
