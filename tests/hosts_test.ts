@@ -1,6 +1,7 @@
 // The edge on each host, as a real process on loopback: Deno (model from a URL), Node
 // (@hono/node-server, bundled by esbuild), workerd (the repo's config, model as a data
-// binding). A device session splits against each and must match the all-local tokens.
+// binding), and examples/cloudflare under `wrangler dev` (the npm build, weights from a URL).
+// A device session splits against each and must match the all-local tokens.
 import assert from "node:assert/strict";
 import { parseLlama2c } from "../runtime/formats/llama2c.ts";
 import { RefEngine } from "../runtime/forward.ts";
@@ -8,6 +9,7 @@ import { generate } from "../runtime/generate.ts";
 import { createSession } from "../runtime/session.ts";
 import { serveEdge } from "../edge/hosts/deno.ts";
 import { buildWorker } from "../edge/workerd/build.ts";
+import { buildNpm } from "../cli/build_npm.ts";
 import workerdModule from "workerd";
 
 const ROOT = new URL("../", import.meta.url);
@@ -15,6 +17,7 @@ const DIR = new URL("../../shared/models/stories260K/", import.meta.url);
 const MODEL = new URL("stories260K.bin", DIR).pathname;
 const TOK = new URL("tok512.bin", DIR).pathname;
 const modelBytes = await Deno.readFile(MODEL);
+const tokBytes = await Deno.readFile(TOK);
 const model = parseLlama2c(modelBytes);
 const want = [...generate(new RefEngine(model), [1], { maxTokens: 60 })];
 
@@ -23,10 +26,12 @@ async function start(
   cmd: string,
   args: string[],
   ready: RegExp,
+  options: { cwd?: string; env?: Record<string, string> } = {},
 ): Promise<{ match: RegExpMatchArray; stop: () => Promise<void> }> {
   const child = new Deno.Command(cmd, {
     args,
-    cwd: ROOT.pathname,
+    cwd: options.cwd ?? ROOT.pathname,
+    env: options.env,
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -54,7 +59,12 @@ async function start(
 }
 
 async function splitTokens(url: string, split: number): Promise<number[]> {
-  const session = await createSession({ model, modelId: "stories260K", split, edge: url });
+  const session = await createSession({
+    model,
+    modelId: "stories260K",
+    split,
+    edge: url,
+  });
   const got: number[] = [];
   for await (const t of session.generate([1], { maxTokens: 60 })) got.push(t);
   await session.close();
@@ -177,6 +187,81 @@ Deno.test("workerd host: the repo's config serves split sessions and chat", asyn
       await stderr;
     }
   } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("Cloudflare example: wrangler dev runs worker.ts on the npm build; split and chat work", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "tandem-cf-" });
+  const files = serveEdge((req) =>
+    new Response(
+      new URL(req.url).pathname.endsWith("tok512.bin") ? tokBytes : modelBytes,
+    )
+  );
+  try {
+    // The example as a user has it: its files, and tandem-llm (built now) in node_modules.
+    const pkg = `${tmp}/node_modules/tandem-llm`;
+    await buildNpm({ out: pkg });
+    const manifest = JSON.parse(await Deno.readTextFile(`${pkg}/package.json`));
+    for (const dep of Object.keys(manifest.dependencies)) {
+      const scope = dep.includes("/") ? `/${dep.split("/")[0]}` : "";
+      await Deno.mkdir(`${tmp}/node_modules${scope}`, { recursive: true });
+      await Deno.symlink(
+        `${ROOT.pathname}node_modules/${dep}`,
+        `${tmp}/node_modules/${dep}`,
+      );
+    }
+    for (const f of ["worker.ts", "wrangler.toml", "package.json"]) {
+      await Deno.copyFile(
+        `${ROOT.pathname}examples/cloudflare/${f}`,
+        `${tmp}/${f}`,
+      );
+    }
+    const port = freePort();
+    const wrangler = await start(
+      `${ROOT.pathname}node_modules/.bin/wrangler`,
+      [
+        "dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        String(port),
+        "--var",
+        `MODEL_URL:${files.url}/stories260K.bin`,
+        "--var",
+        `TOKENIZER_URL:${files.url}/tok512.bin`,
+      ],
+      /Ready on (http:\/\/\S+)/,
+      {
+        cwd: tmp,
+        env: {
+          WRANGLER_SEND_METRICS: "false",
+          CI: "true",
+          NO_COLOR: "1",
+          HOME: tmp,
+        },
+      },
+    );
+    try {
+      const url = `http://127.0.0.1:${port}`;
+      await waitHealthy(url);
+      assert.deepEqual(await splitTokens(url, 3), want);
+      const res = await fetch(`${url}/v1/chat/completions`, {
+        method: "POST",
+        body: JSON.stringify({
+          model: "stories260K",
+          messages: [{ role: "user", content: "Once upon" }],
+          max_tokens: 8,
+          temperature: 0,
+        }),
+      });
+      const body = await res.json();
+      assert.match(body.choices[0].message.content, /^ a time, there was/);
+    } finally {
+      await wrangler.stop();
+    }
+  } finally {
+    await files.close();
     await Deno.remove(tmp, { recursive: true });
   }
 });
