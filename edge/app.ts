@@ -4,7 +4,7 @@
  *
  * | route                          | body in                  | answer                                   |
  * | ------------------------------ | ------------------------ | ---------------------------------------- |
- * | `POST /v1/sessions`            | JSON `{ model, split, digest, sampling? }` | 201 `{ id, model, split, layers, maxTokensPerFrame, ttlMs, wire }` |
+ * | `POST /v1/sessions`            | JSON `{ model, split, digest, sampling? }` | 201 `{ id, model, split, layers, maxTokensPerFrame, ttlMs, wire, stream }` |
  * | `POST /v1/sessions/:id/forward`| a wire frame (`wire.ts`) | NDJSON token lines + closing line (`wire_reply.ts`) |
  * | `DELETE /v1/sessions/:id`      | —                        | 204                                      |
  * | `GET /v1/models`               | —                        | OpenAI-style list, with digest and layers |
@@ -34,7 +34,8 @@
 
 import { Hono } from "hono";
 import { TandemError } from "../runtime/errors.ts";
-import { decodeFrame, WIRE_MAJOR, WIRE_MINOR } from "../runtime/wire.ts";
+import { decodeFrame, FLAG_STREAM, WIRE_MAJOR, WIRE_MINOR } from "../runtime/wire.ts";
+import { DraftStreams } from "./draft_stream.ts";
 import { errorResponse } from "./http_errors.ts";
 import { createKeyring } from "./auth.ts";
 import { RateLimiter } from "./rate_limit.ts";
@@ -75,6 +76,10 @@ export interface EdgeLimits {
   ratePerSecond: number;
   /** Requests a key may make at once after being idle. Default 200. */
   rateBurst: number;
+  /** Draft stream frames a session may have waiting for their predecessors. Default 32. */
+  streamMaxHeld: number;
+  /** Longest a draft stream frame waits for its predecessors, ms. Default 10000. */
+  streamHoldMs: number;
 }
 
 /** Options of {@linkcode createEdgeApp}. */
@@ -134,6 +139,8 @@ const DEFAULT_LIMITS: EdgeLimits = {
   maxSessionsPerKey: 64,
   ratePerSecond: 100,
   rateBurst: 200,
+  streamMaxHeld: 32,
+  streamHoldMs: 10_000,
 };
 
 interface OpenRequest {
@@ -190,6 +197,14 @@ export async function createEdgeApp(options: EdgeOptions): Promise<EdgeApp> {
   const retries = new RetryGuard<EdgeSession>();
   const principal = (request: Request): string => principals.get(request) ?? "";
   const metrics = new EdgeMetrics();
+  const streams = new DraftStreams(
+    {
+      maxHeld: limits.streamMaxHeld,
+      holdMs: limits.streamHoldMs,
+      window: 2 * limits.streamMaxHeld,
+    },
+    (s, f, bytes, body, ms) => metrics.frame(s, f, bytes, body, f.seq, ms),
+  );
   const app = new Hono();
   app.onError((e) => errorResponse(e, log));
   app.notFound((c) =>
@@ -273,6 +288,7 @@ export async function createEdgeApp(options: EdgeOptions): Promise<EdgeApp> {
       maxTokensPerFrame: limits.maxTokensPerFrame,
       ttlMs: limits.ttlMs,
       wire: `${WIRE_MAJOR}.${WIRE_MINOR}`,
+      stream: { maxHeld: limits.streamMaxHeld, holdMs: limits.streamHoldMs },
     }, 201);
   });
 
@@ -296,14 +312,22 @@ export async function createEdgeApp(options: EdgeOptions): Promise<EdgeApp> {
     );
     const frame = decodeFrame(bytes, decodeLimits);
     const session = sessions.get(id, principal(c.req.raw));
+    const ndjson = { headers: { "content-type": "application/x-ndjson" } };
+    if ((frame.flags ?? 0) & FLAG_STREAM) {
+      // A draft stream row: run in sequence order, held until its predecessors have run.
+      const answer = await streams.submit(session, frame, bytes, idBytes);
+      sessions.charge(id);
+      return new Response(answer, ndjson);
+    }
     retries.check(session, frame.seq, session.nextSeq, bytes);
     const seq = session.nextSeq;
     const t0 = performance.now();
     const body = runFrame(session, frame, idBytes, session === early ? ran : undefined);
     if (session.nextSeq !== seq) retries.record(session, frame.seq, bytes);
     metrics.frame(session, frame, bytes.byteLength, body, seq, performance.now() - t0);
+    streams.drain(session); // stream rows that arrived before this frame
     sessions.charge(id);
-    return new Response(body, { headers: { "content-type": "application/x-ndjson" } });
+    return new Response(body, ndjson);
   });
 
   app.delete("/v1/sessions/:id", (c) => {
@@ -326,6 +350,7 @@ export async function createEdgeApp(options: EdgeOptions): Promise<EdgeApp> {
     open: keyring.open,
     rateLimiter,
     dispose: () => {
+      streams.dispose();
       sessions.clear();
       for (const m of models.values()) m.engine.dispose();
     },

@@ -5,7 +5,7 @@
  *
  * | metric                                  | type    | labels              |
  * | --------------------------------------- | ------- | ------------------- |
- * | `tandem_edge_frames_total`              | counter | model, split, kind (`decode`, `draft`, `prefill`, `retry`) |
+ * | `tandem_edge_frames_total`              | counter | model, split, kind (`decode`, `draft`, `prefill`, `stream`, `stale`, `retry`) |
  * | `tandem_edge_rows_total`                | counter | model, split        |
  * | `tandem_edge_flops_total`               | counter | model, split        |
  * | `tandem_edge_draft_tokens_total`        | counter | model, split        |
@@ -31,7 +31,7 @@ import type { Hono } from "hono";
 import { rowsFlops } from "../runtime/cost.ts";
 import { headFlops } from "../runtime/model.ts";
 import { MetricRegistry } from "../runtime/router/prometheus.ts";
-import { FLAG_NO_REPLY, FLAG_TOKENS, type Frame } from "../runtime/wire.ts";
+import { FLAG_NO_REPLY, FLAG_STREAM, FLAG_TOKENS, type Frame } from "../runtime/wire.ts";
 import type { EdgeSession } from "./split_forward.ts";
 
 /** Counters of one edge. */
@@ -88,6 +88,18 @@ export class EdgeMetrics {
       this.#frames.inc({ ...labels, kind: "retry" });
       return;
     }
+    const done = JSON.parse(answer.slice(answer.lastIndexOf("\n", answer.length - 2) + 1));
+    if (flags & FLAG_STREAM) {
+      // A draft stream row: computed (one row, one head, one token) or stale (nothing run).
+      this.#frames.inc({ ...labels, kind: done.stale ? "stale" : "stream" });
+      if (done.stale) return;
+      const c = session.model.config;
+      this.#rows.inc(labels, 1);
+      this.#flops.inc(labels, rowsFlops(c, c.nLayers - session.split, f.pos, 1) + headFlops(c));
+      this.#tokens.inc(labels, 1);
+      this.#seconds.inc({ model }, ms / 1000);
+      return;
+    }
     const drafting = (flags & FLAG_TOKENS) !== 0 && (flags & FLAG_NO_REPLY) === 0;
     const kind = flags & FLAG_NO_REPLY
       ? "prefill"
@@ -104,7 +116,6 @@ export class EdgeMetrics {
       labels,
       rowsFlops(c, c.nLayers - session.split, f.pos, n) + heads * headFlops(c),
     );
-    const done = JSON.parse(answer.slice(answer.lastIndexOf("\n", answer.length - 2) + 1));
     if (drafting) {
       this.#drafts.inc(labels, n - 1);
       this.#accepted.inc(labels, done.accepted ?? 0);

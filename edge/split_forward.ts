@@ -39,6 +39,11 @@ export interface EdgeSession {
   cache: KVCache;
   /** Positions the session holds. */
   length: number;
+  /**
+   * The token the edge picked for position `length` (its last answer's last token), when it
+   * answered one: a draft stream row at `length` is computed only when it carries this token.
+   */
+  next?: number;
   /** Sequence number the next frame must carry. */
   nextSeq: number;
   /** The answer to the last frame (for an idempotent retry). */
@@ -98,20 +103,19 @@ export function pickToken(
   return sampler.sample(logits, off, vocab);
 }
 
-/** Checks that a frame belongs to this session; throws the typed error for the first problem. */
 /**
- * Checks a frame against its session (session id, weights digest, model, split, dim, position);
- * throws otherwise.
+ * Checks that a frame belongs to this session (session id, weights digest, model, split, dim);
+ * throws the typed error for the first problem.
  *
  * @example
  * ```ts
- * import { checkFrame, type EdgeSession } from "./split_forward.ts";
+ * import { checkFrameIdentity, type EdgeSession } from "./split_forward.ts";
  * import type { Frame } from "../runtime/wire.ts";
  * declare const s: EdgeSession; declare const f: Frame;
- * checkFrame(s, f, f.session);
+ * checkFrameIdentity(s, f, f.session);
  * ```
  */
-export function checkFrame(s: EdgeSession, f: Frame, sessionBytes: Uint8Array): void {
+export function checkFrameIdentity(s: EdgeSession, f: Frame, sessionBytes: Uint8Array): void {
   const m = s.model;
   check(
     f.session.every((b, i) => b === sessionBytes[i]),
@@ -138,6 +142,23 @@ export function checkFrame(s: EdgeSession, f: Frame, sessionBytes: Uint8Array): 
     "bad_frame",
     () => `Cannot run frame: dim ${f.dim}, ${m.id} has dim ${m.config.dim}`,
   );
+}
+
+/**
+ * Checks a frame against its session (session id, weights digest, model, split, dim, position);
+ * throws otherwise.
+ *
+ * @example
+ * ```ts
+ * import { checkFrame, type EdgeSession } from "./split_forward.ts";
+ * import type { Frame } from "../runtime/wire.ts";
+ * declare const s: EdgeSession; declare const f: Frame;
+ * checkFrame(s, f, f.session);
+ * ```
+ */
+export function checkFrame(s: EdgeSession, f: Frame, sessionBytes: Uint8Array): void {
+  const m = s.model;
+  checkFrameIdentity(s, f, sessionBytes);
   const n = f.rows.length / f.dim;
   check(
     f.pos <= s.length,
@@ -206,6 +227,7 @@ export function runFrame(
     }
   }
   s.length = f.pos + (flags & FLAG_TOKENS && !(flags & FLAG_NO_REPLY) ? accepted + 1 : n);
+  s.next = tokens.length > 0 ? tokens[tokens.length - 1].token : undefined;
   s.bytes = s.cache.bytes;
   s.nextSeq = f.seq + 1;
   const edgeMs = performance.now() - t0 + (ran ? early.ms : 0);

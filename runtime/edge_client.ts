@@ -49,6 +49,11 @@ export interface SessionInfo {
   ttlMs: number;
   /** Wire version the edge speaks, "major.minor". */
   wire: string;
+  /**
+   * Draft streaming (wire 1.1): how many stream frames the edge holds per session while
+   * their predecessors are on the way, and for how long. Absent: the edge cannot stream.
+   */
+  stream?: { maxHeld: number; holdMs: number };
 }
 
 /** Options of {@linkcode EdgeClient}. */

@@ -36,7 +36,7 @@ import { RefEngine } from "./forward.ts";
 import type { ModelConfig } from "./model.ts";
 import { FLAG_NO_REPLY, FLAG_TOKENS, type WireDtype } from "./wire.ts";
 import { streamedFrame } from "./pipelined_frame.ts";
-import type { ReplyToken } from "./wire_reply.ts";
+import type { Reply, ReplyToken } from "./wire_reply.ts";
 import { BoundaryHistory } from "./session_frames.ts";
 import {
   newSessionStats,
@@ -251,6 +251,39 @@ export class SplitSession {
   async close(): Promise<void> {
     await this.#transport.close();
   }
+
+  /** The hooks draft streaming (`draft_stream.ts`) drives this session with. */
+  streamPort(): StreamPort {
+    const t = this.#transport;
+    return {
+      stream: () => t.info.stream,
+      run: (token, pos) => {
+        const row = this.#run([token], pos);
+        this.#history.mark(pos, pos + 1, false);
+        return row;
+      },
+      post: (pos, token) => t.postStream(pos, token),
+      resend: (pos) => t.send(pos, pos + 1, 0),
+      held: (n) => void (this.#length = n),
+    };
+  }
+}
+
+/** What draft streaming needs of a {@linkcode SplitSession}: see `draft_stream.ts`. */
+export interface StreamPort {
+  /** The edge's draft streaming limits (absent: it cannot stream). */
+  stream(): { maxHeld: number; holdMs: number } | undefined;
+  /** Runs `token` at `pos` through [0, K) (a decode row, stored); returns its row [dim]. */
+  run(token: number, pos: number): Float32Array;
+  /** Sends the stored row at `pos` with its token as a stream frame. */
+  post(pos: number, token: number): Promise<Reply>;
+  /**
+   * Resends the stored row at `pos` as a plain frame (rebuilding a lost edge session first by
+   * replaying [0, pos)); answers the token for `pos + 1`.
+   */
+  resend(pos: number): Promise<Reply>;
+  /** Records that both sides now hold `n` positions. */
+  held(n: number): void;
 }
 
 /**

@@ -26,7 +26,7 @@ import type { StreamedFrame } from "./pipelined_frame.ts";
 import { type RetryOptions, withRetries } from "./retry.ts";
 import type { BoundaryHistory, FrameHeader } from "./session_frames.ts";
 import type { SessionOptions, SessionStats } from "./session_options.ts";
-import { FLAG_NO_REPLY, FLAG_REPLAY, FLAG_TOKENS, type WireDtype } from "./wire.ts";
+import { FLAG_NO_REPLY, FLAG_REPLAY, FLAG_STREAM, FLAG_TOKENS, type WireDtype } from "./wire.ts";
 import type { Reply } from "./wire_reply.ts";
 
 /** The session settings the transport uses. */
@@ -158,6 +158,34 @@ export class SessionTransport {
       this.#stats.edgeFlops += rowsFlops(c, c.nLayers - this.#o.split, pos, n) +
         heads * headFlops(c);
       this.seq++;
+      return reply;
+    }, this.retry);
+  }
+
+  /**
+   * Sends the history's row at `pos`, run from `token`, as one draft stream frame (wire 1.1):
+   * it takes the next sequence number now, so several may be in flight; retried with the same
+   * bytes when no answer came. Edge FLOPs count only when the edge computed it (not stale).
+   */
+  async postStream(pos: number, token: number): Promise<Reply> {
+    const flags = FLAG_STREAM | FLAG_TOKENS;
+    const header = this.header(pos, flags, "f32");
+    this.seq++;
+    const bytes = this.#history.frame(header, pos, pos + 1, Uint32Array.of(token));
+    const id = this.info.id;
+    return await withRetries(async () => {
+      const t0 = performance.now();
+      this.#stats.roundTrips++;
+      this.#stats.bytesSent += bytes.byteLength;
+      const reply = await this.#client.forward(id, bytes, () => {});
+      this.#stats.waitMs += performance.now() - t0;
+      this.#stats.bytesReceived += reply.bytes;
+      this.#stats.edgeMs += reply.edgeMs;
+      if (!reply.stale) {
+        const c = this.#config;
+        this.#stats.edgeFlops += rowsFlops(c, c.nLayers - this.#o.split, pos, 1) + headFlops(c);
+        this.#stats.tokens++;
+      }
       return reply;
     }, this.retry);
   }

@@ -13,7 +13,7 @@
  * | 6        | u16   | headerBytes  | where the sections start (a multiple of 4)                |
  * | 8        | u8    | dtype        | 0 = `f32`, 1 = `f16`, 2 = `int8` (per-token scale)        |
  * | 9        | u8    | topK         | top-k logprobs wanted per answered token (0 = none)       |
- * | 10       | u16   | flags        | bit 0 `NO_REPLY`, bit 1 `TOKENS`, bit 2 `REPLAY`          |
+ * | 10       | u16   | flags        | bit 0 `NO_REPLY`, bit 1 `TOKENS`, bit 2 `REPLAY`, bit 3 `STREAM` (1.1) |
  * | 12       | u32   | split        | K: the rows are the input of layer K                      |
  * | 16       | u32   | dim          | values per row (the model width)                          |
  * | 20       | u32   | n            | rows (tokens) in this frame, ≥ 1                          |
@@ -35,7 +35,12 @@
  * Flags: `NO_REPLY` — run the layers, answer no token (prefill chunks, replay); `TOKENS` —
  * the rows after the first are draft tokens to verify (self-speculative decoding): the edge
  * answers the accepted prefix plus its own next token; `REPLAY` — the frame rebuilds a lost
- * session (informational). The total length must equal exactly what the header says.
+ * session (informational); `STREAM` (minor 1) — one row of a draft stream (with `TOKENS`: its
+ * input token): the edge runs a session's stream rows in sequence-number order, computes a
+ * row only when its token is the one the edge verified for its position, and answers the next
+ * token, or `stale` without computing (`edge/draft_stream.ts`). A device streams only to an
+ * edge whose session answer advertises `stream`. The total length must equal exactly what the
+ * header says.
  * The edge's answer is described in `wire_reply.ts`; docs/wire.md shows both.
  *
  * @example
@@ -60,7 +65,7 @@ export { WIRE_DTYPES, type WireDtype } from "./wire_payload.ts";
 /** Major version of the frame layout: a decoder refuses any other. */
 export const WIRE_MAJOR = 1;
 /** Minor version: fields may be appended to the header; older decoders skip them. */
-export const WIRE_MINOR = 0;
+export const WIRE_MINOR = 1;
 /** The four magic bytes "TNDW". */
 export const WIRE_MAGIC = 0x57444e54;
 /** Flag: run the layers but answer no token (prefill chunk or replay). */
@@ -69,6 +74,11 @@ export const FLAG_NO_REPLY = 1;
 export const FLAG_TOKENS = 2;
 /** Flag: this frame rebuilds a session the edge lost. */
 export const FLAG_REPLAY = 4;
+/**
+ * Flag (wire 1.1): one row of a draft stream, with `FLAG_TOKENS` (its input token); run in
+ * sequence-number order, computed only on the edge's verified branch, else answered stale.
+ */
+export const FLAG_STREAM = 8;
 /** Bytes of the fixed part of the header (before the model id). */
 export const FIXED_HEADER_BYTES = 81;
 

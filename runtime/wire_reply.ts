@@ -6,12 +6,15 @@
  * | line    | fields                                                                         |
  * | ------- | ------------------------------------------------------------------------------ |
  * | token   | `token` id, `pos` (the position it will take), `logprob`?, `top`? = [[id, logprob], …] |
- * | closing | `done: true`, `seq` (echoed), `accepted` (draft rows accepted), `length` (positions the edge now holds), `edgeMs` |
+ * | closing | `done: true`, `seq` (echoed), `accepted` (draft rows accepted), `length` (positions the edge now holds), `edgeMs`; for a stream row (wire 1.1) `stale`? and `next`? |
  * | error   | `error: { code, message }` — the request failed after the answer began          |
  *
  * `logprob` and `top` are present when the frame asked for top-k logprobs (`topK > 0`).
  * For a frame flagged `NO_REPLY` only the closing line is sent. A frame with drafts
- * (`TOKENS`) answers the accepted draft tokens followed by the edge's own next token.
+ * (`TOKENS`) answers the accepted draft tokens followed by the edge's own next token. A draft
+ * stream row (`STREAM`) answers the token after it (`accepted: 1`), or, when the row is not on
+ * the edge's verified branch, no token and `stale: true` with `next`, the token the edge holds
+ * for position `length` — nothing was computed.
  *
  * @example
  * ```ts
@@ -51,6 +54,10 @@ export interface ReplyDone {
   length: number;
   /** Milliseconds the edge spent computing. */
   edgeMs: number;
+  /** A draft stream row off the edge's verified branch: answered without computing. */
+  stale?: boolean;
+  /** With `stale`: the edge's token for position `length` (absent when it has none). */
+  next?: number;
 }
 
 /** Any line of an answer. */

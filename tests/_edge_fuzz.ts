@@ -25,6 +25,7 @@ import {
   encodeFrame,
   FLAG_NO_REPLY,
   FLAG_REPLAY,
+  FLAG_STREAM,
   FLAG_TOKENS,
   WIRE_DTYPES,
 } from "../runtime/wire.ts";
@@ -269,6 +270,7 @@ export async function startFuzzTarget(): Promise<FuzzTarget> {
       maxChatTokens: 4,
       ratePerSecond: 0,
       maxSessionsPerKey: 1000,
+      streamHoldMs: 50, // a stream frame ahead of its predecessors waits this long, then 409
     },
     log: () => {},
   });
@@ -333,8 +335,11 @@ export async function startFuzzTarget(): Promise<FuzzTarget> {
       c.target === "garbage" ? encodeURIComponent(c.garbage) : id
     }/forward`;
     const res = await request(path, { method: "POST", body: bytes as Uint8Array<ArrayBuffer> });
+    // A stream frame (wire 1.1) must be one row with its token, expecting an answer.
+    const badStream = (c.flags & FLAG_STREAM) !== 0 &&
+      (c.n !== 1 || !(c.flags & FLAG_TOKENS) || (c.flags & FLAG_NO_REPLY) !== 0);
     const expectOk = c.target === "own" && c.mutations.length === 0 && c.seqDelta === 0 &&
-      c.posDelta <= 0 && c.n <= MAX_TOKENS && pos + c.n <= 512;
+      c.posDelta <= 0 && c.n <= MAX_TOKENS && pos + c.n <= 512 && !badStream;
     const status = res.status;
     if (status === 200) {
       const body = await res.clone().text();

@@ -49,7 +49,11 @@ export interface RequestMetrics {
   drafted: number;
   /** Draft tokens the edge accepted. */
   accepted: number;
-  /** Tokens per round trip after the first (decode only; 0 when none). */
+  /**
+   * Decode tokens per round trip waited for (0 when none): per request when each waits for
+   * the last; with draft streaming, per request sent with none of the stream's live rows in
+   * flight (one per mismatch), since the others overlap them. `roundTrips` counts every request.
+   */
   tokensPerRoundTrip: number;
   /** Time to first token, ms. */
   ttftMs: number;
@@ -75,6 +79,12 @@ export interface RoundTripSample {
   answered?: number;
   /** Requests it took (default 1; more with prompt chunks, retries or replays). */
   count?: number;
+  /**
+   * It overlapped requests the run was already waiting on (draft streaming: rows sent while
+   * others were in flight), so it adds no round trip of waiting: its tokens count toward
+   * `tokensPerRoundTrip`, the trip does not.
+   */
+  overlapped?: boolean;
 }
 
 /** Accumulates one request's metrics. */
@@ -130,7 +140,7 @@ export class MetricsRecorder {
     m.drafted += s.drafted ?? 0;
     m.accepted += s.accepted ?? 0;
     if (this.#first !== undefined) {
-      this.#decodeTrips++;
+      if (!s.overlapped) this.#decodeTrips++;
       this.#decodeTokens += s.answered ?? 0;
     }
   }
