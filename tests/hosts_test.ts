@@ -83,6 +83,23 @@ async function waitHealthy(url: string): Promise<void> {
   throw new Error(`${url} never became healthy`);
 }
 
+/** Once healthy: a split session at `split` gives the all-local tokens, and chat completes. */
+async function splitAndChat(url: string, split: number): Promise<void> {
+  await waitHealthy(url);
+  assert.deepEqual(await splitTokens(url, split), want);
+  const res = await fetch(`${url}/v1/chat/completions`, {
+    method: "POST",
+    body: JSON.stringify({
+      model: "stories260K",
+      messages: [{ role: "user", content: "Once upon" }],
+      max_tokens: 8,
+      temperature: 0,
+    }),
+  });
+  const body = await res.json();
+  assert.match(body.choices[0].message.content, /^ a time, there was/);
+}
+
 function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
@@ -168,19 +185,7 @@ Deno.test("workerd host: the repo's config serves split sessions and chat", asyn
     }).spawn();
     const stderr = new Response(child.stderr).text();
     try {
-      await waitHealthy(url);
-      assert.deepEqual(await splitTokens(url, 4), want);
-      const res = await fetch(`${url}/v1/chat/completions`, {
-        method: "POST",
-        body: JSON.stringify({
-          model: "stories260K",
-          messages: [{ role: "user", content: "Once upon" }],
-          max_tokens: 8,
-          temperature: 0,
-        }),
-      });
-      const body = await res.json();
-      assert.match(body.choices[0].message.content, /^ a time, there was/);
+      await splitAndChat(url, 4);
     } finally {
       child.kill("SIGTERM");
       await child.status;
@@ -243,20 +248,7 @@ Deno.test("Cloudflare example: wrangler dev runs worker.ts on the npm build; spl
       },
     );
     try {
-      const url = `http://127.0.0.1:${port}`;
-      await waitHealthy(url);
-      assert.deepEqual(await splitTokens(url, 3), want);
-      const res = await fetch(`${url}/v1/chat/completions`, {
-        method: "POST",
-        body: JSON.stringify({
-          model: "stories260K",
-          messages: [{ role: "user", content: "Once upon" }],
-          max_tokens: 8,
-          temperature: 0,
-        }),
-      });
-      const body = await res.json();
-      assert.match(body.choices[0].message.content, /^ a time, there was/);
+      await splitAndChat(`http://127.0.0.1:${port}`, 3);
     } finally {
       await wrangler.stop();
     }
