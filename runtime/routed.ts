@@ -42,6 +42,7 @@ import type { Decision, Policy } from "./router/types.ts";
 import { type RouterContext, routerInputFor } from "./router_input.ts";
 import { createSession, type SplitSession } from "./session.ts";
 import { generateSpeculative } from "./speculate_session.ts";
+import { generateStreamed } from "./draft_stream.ts";
 import { combineMetrics } from "./routed_metrics.ts";
 
 /** Options of {@linkcode routedGenerate}. */
@@ -74,6 +75,11 @@ export interface RoutedOptions extends RouterContext {
   retries?: number;
   /** Most re-decisions after failures (default 2); past it the error is thrown. */
   maxFallbacks?: number;
+  /**
+   * Draft streaming, when a decision asks for it: `betweenRows` is awaited after each row is
+   * computed, before it is sent (default one macrotask).
+   */
+  stream?: { betweenRows?: () => Promise<void> };
   /**
    * A fresh split session opened ahead of the query (e.g. when the user starts typing, with
    * {@linkcode openRoutedSession}); used when the decision is a split at its layer, else closed.
@@ -228,12 +234,26 @@ export function routedGenerate(
     const ready = prepared?.split === d.split && prepared.length === 0 ? prepared : undefined;
     prepared = undefined;
     const session = ready ?? await openRoutedSession(engine, d.split, options, fetch);
+    const canStream = d.streamed !== undefined && session.streamPort().stream() !== undefined;
+    if (d.streamed && !canStream) {
+      // The edge speaks wire < 1.1: plain split, and the log says so.
+      const logged = log[log.length - 1];
+      logged.reason += "; the edge cannot stream drafts (wire < 1.1): plain split instead";
+      logged.streamed = undefined;
+    }
     const steps = d.maxDraft > 0 ? policy.stepFor?.(d) ?? policy : "plain";
-    const run = generateSpeculative(session, engine, context, {
-      maxTokens: budget,
-      stopAtEos,
-      policy: steps,
-    });
+    const run = canStream
+      ? generateStreamed(session, engine, context, {
+        maxTokens: budget,
+        stopAtEos,
+        maxInFlight: d.streamed!.maxInFlight,
+        betweenRows: options.stream?.betweenRows,
+      })
+      : generateSpeculative(session, engine, context, {
+        maxTokens: budget,
+        stopAtEos,
+        policy: steps,
+      });
     segments.push(() => run.metrics());
     let ok = false;
     try {

@@ -51,6 +51,8 @@ export interface RouterContext {
   speculation?: RouterInput["speculation"];
   /** Observed drafting variants per split. */
   draftVariants?: (SpeculationProfile[] | undefined)[];
+  /** Draft streaming per split (see `RouterInput.streaming`): offered where given. */
+  streaming?: RouterInput["streaming"];
   /** Weight bytes per parameter on the device (4 f32, ≈1.06 q8_0); default 4. */
   bytesPerWeight?: number;
 }
@@ -132,5 +134,6 @@ export function routerInputFor(
     },
     speculation: ctx.speculation,
     draftVariants: ctx.draftVariants,
+    streaming: ctx.streaming,
   };
 }

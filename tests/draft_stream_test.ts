@@ -15,6 +15,8 @@ import { rowsFlops } from "../runtime/cost.ts";
 import { headFlops } from "../runtime/model.ts";
 import { generateStreamed } from "../runtime/draft_stream.ts";
 import { parsePrometheus } from "../runtime/router/prometheus.ts";
+import { FixedPolicy } from "../runtime/router/policy.ts";
+import { routedGenerate } from "../runtime/routed.ts";
 import { encodeFrame, FLAG_STREAM, FLAG_TOKENS } from "../runtime/wire.ts";
 import { createEdgeApp, type EdgeOptions } from "../edge/app.ts";
 import { serveEdge } from "../edge/hosts/deno.ts";
@@ -226,6 +228,25 @@ Deno.test("draft streaming: malformed, unreachable or abandoned stream frames ge
   }
 });
 
+Deno.test("draft streaming: a session dropped while frames wait answers them session_not_found at once", async () => {
+  const K = 2;
+  const prompt = PROMPTS[1];
+  const m = await manual(K, { streamHoldMs: 5000 });
+  try {
+    await m.post(m.frame(0, 0, prompt, 0));
+    const t0 = performance.now();
+    const held = m.post(m.frame(prompt.length + 1, 2, [5], FLAG_STREAM | FLAG_TOKENS));
+    const del = await m.edge.app.request(`/v1/sessions/${m.info.id}`, { method: "DELETE" });
+    assert.equal(del.status, 204);
+    const answer = await held;
+    assert.equal(answer.status, 404);
+    assert.equal(answer.lines[0].error.code, "session_not_found");
+    assert.ok(performance.now() - t0 < 1000, "not at the hold timeout");
+  } finally {
+    m.edge.dispose();
+  }
+});
+
 Deno.test("draft streaming: lost requests and answers are resent and run once; identical tokens", async () => {
   const K = 4;
   const prompt = PROMPTS[0];
@@ -283,4 +304,30 @@ Deno.test("draft streaming: the edge restarted mid-stream is rebuilt by replay; 
     a.dispose();
     b.dispose();
   }
+});
+
+Deno.test("routedGenerate: a streaming decision streams drafts; the log and metrics say so", async () => {
+  await withEdge(EDGE, async (url) => {
+    const K = 4;
+    const prompt = PROMPTS[0];
+    const want = [...generate(full, prompt, { maxTokens: 48 })];
+    const run = routedGenerate(device(K), prompt, {
+      edge: url,
+      modelId: ID,
+      modelDigest,
+      policy: new FixedPolicy(K, 0, { acceptance: 0.5, maxInFlight: 8 }),
+      maxTokens: 48,
+    });
+    assert.deepEqual(await Array.fromAsync(run), want);
+    const [d] = run.decisions();
+    assert.equal(d.route, "split");
+    assert.deepEqual(d.streamed, { maxInFlight: 8 });
+    const m = run.metrics();
+    assert.equal(
+      m.edgeFlops,
+      rowsFlops(c, L - K, 0, prompt.length + want.length - 1) + want.length * headFlops(c),
+    );
+    assert.ok(m.tokensPerRoundTrip > 1, `${m.tokensPerRoundTrip} tokens per round trip waited`);
+    assert.ok(m.roundTrips > want.length, "every row is its own request");
+  });
 });

@@ -11,6 +11,8 @@ import {
   NetworkEstimator,
   parsePrometheus,
   predictAll,
+  predictSplit,
+  predictStreamed,
   type RouterInput,
 } from "../runtime/router/mod.ts";
 import { modelProfile } from "../runtime/cost.ts";
@@ -159,6 +161,49 @@ Deno.test("fixed policies answer their route; step policy drafts while confident
   assert.equal(p.step(c(0.97), 1), "draft");
   assert.equal(p.step(c(0.6), 2), "send");
   assert.equal(p.step(c(0.3), 0), "send");
+});
+
+Deno.test("draft streaming: rate from device row time, mismatches and RTT; chosen when stop-and-wait is too slow", () => {
+  // 16 of 32 layers on a device at ~7 ms a row, a 50 ms link: stop-and-wait waits a trip a token.
+  const inp = input({
+    query: { promptTokens: 16, maxTokens: 128 },
+    device: { flopsPerSec: 9.3e11, freeBytes: 8e9, threads: 4, heldLayers: 16 },
+    network: { rttMs: 50, rttVarMs: 5, upBytesPerSec: 2e6, downBytesPerSec: 5e6 },
+  });
+  const plain = predictSplit(inp, 16, false);
+  const sure = predictStreamed(inp, 16, { acceptance: 1, maxInFlight: 64 });
+  const never = predictStreamed(inp, 16, { acceptance: 0, maxInFlight: 64 });
+  const half = predictStreamed(inp, 16, { acceptance: 0.5, maxInFlight: 16 });
+  const row = 1000 * (16 * model.layerFlops(16 + 64) + model.headFlops) / 9.3e11;
+  assert.ok(
+    Math.abs(1000 / sure.tokensPerSec - row) < 0.01,
+    "all drafts confirmed: a device row a token",
+  );
+  assert.ok(
+    Math.abs(never.tokensPerSec - plain.tokensPerSec) / plain.tokensPerSec < 0.05,
+    "no draft confirmed: a trip a token",
+  );
+  assert.ok(half.tokensPerSec > 1.5 * plain.tokensPerSec);
+  assert.equal(half.edgeFlops, plain.edgeFlops, "the edge runs one row per token either way");
+  assert.equal(half.ttftMs, plain.ttftMs);
+  assert.ok(
+    half.rowsSentPerToken! > 1 && half.bytesUp > plain.bytesUp &&
+      half.deviceFlops > plain.deviceFlops,
+  );
+  // With a 25 tok/s floor stop-and-wait is rejected; streaming at 50% agreement passes.
+  const policy = new DefaultPolicy({ minTokensPerSec: 25, ttftRatio: 10 });
+  assert.equal(policy.decide(inp).route, "cloud");
+  const d = policy.decide({
+    ...inp,
+    streaming: Array(33).fill({ acceptance: 0.5, maxInFlight: 16 }),
+  });
+  assert.equal(d.route, "split");
+  assert.deepEqual(d.streamed, { maxInFlight: 16 });
+  assert.equal(d.maxDraft, 0);
+  assert.match(d.reason, /streaming drafts \(≤ 16 rows in flight, early-exit agreement 50%/);
+  const fixed = new FixedPolicy(16, 0, { acceptance: 0.5, maxInFlight: 16 }).decide(inp);
+  assert.deepEqual(fixed.streamed, { maxInFlight: 16 });
+  assert.equal(fixed.predicted.tokensPerSec, half.tokensPerSec);
 });
 
 Deno.test("confidence: top-1, margin and entropy of a softmax", () => {

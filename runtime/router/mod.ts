@@ -24,6 +24,7 @@ export * from "./types.ts";
 export { confidenceOf } from "./confidence.ts";
 export { type EstimatorOptions, NetworkEstimator, type RequestSample } from "./network.ts";
 export { maxDeviceLayers, predictAll, predictSplit } from "./cost_model.ts";
+export { predictStreamed } from "./stream_model.ts";
 export {
   DEFAULT_THRESHOLDS,
   DefaultPolicy,

@@ -34,6 +34,7 @@
  */
 
 import { maxDeviceLayers, predictAll, predictSplit } from "./cost_model.ts";
+import { predictStreamed } from "./stream_model.ts";
 import type {
   Confidence,
   Decision,
@@ -42,6 +43,7 @@ import type {
   Route,
   RouterInput,
   StepAction,
+  StreamProfile,
 } from "./types.ts";
 
 /** Thresholds of {@linkcode DefaultPolicy}. */
@@ -83,7 +85,9 @@ const pct = (x: number) => `${Math.round(100 * x)}%`;
 const ms = (x: number) => `${x < 10 ? x.toFixed(1) : Math.round(x)} ms`;
 
 const name = (p: Prediction) =>
-  `K=${p.split}${p.drafting ? `+drafts(≤${p.speculation?.maxDraft ?? "?"})` : ""}`;
+  `K=${p.split}${p.drafting ? `+drafts(≤${p.speculation?.maxDraft ?? "?"})` : ""}${
+    p.streamed ? "+stream" : ""
+  }`;
 
 function routeOf(split: number, L: number): Route {
   return split <= 0 ? "cloud" : split >= L ? "local" : "split";
@@ -159,6 +163,9 @@ export class DefaultPolicy implements Policy {
       ...(p.drafting ? [p] : []),
       predictSplit(input, p.split, false),
       ...(input.draftVariants?.[p.split] ?? []).map((v) => predictSplit(input, p.split, v)),
+      ...(input.streaming?.[p.split] && p.split < L
+        ? [predictStreamed(input, p.split, input.streaming[p.split]!)]
+        : []),
     ]);
     for (const p of candidates) {
       if (!input.edge.available && p.split < L) continue;
@@ -180,8 +187,13 @@ export class DefaultPolicy implements Policy {
         ? `, drafting up to ${maxDraft} while top-1 ≥ ${top1} (${
           p.speculation!.tokensPerRoundTrip.toFixed(1)
         } tokens/trip)`
+        : p.streamed
+        ? `, streaming drafts (≤ ${p.streamed.maxInFlight} rows in flight, early-exit agreement ${
+          pct(p.streamed.acceptance)
+        }, ${p.rowsSentPerToken!.toFixed(1)} rows sent/token)`
         : "";
       const d = this.#decision(p, base, L, maxDraft, describe(p, base, L) + draft);
+      if (p.streamed) return { ...d, streamed: { maxInFlight: p.streamed.maxInFlight } };
       return p.drafting ? { ...d, draftTop1: top1 } : d;
     }
     if (input.edge.available) {
@@ -239,12 +251,18 @@ export class FixedPolicy implements Policy {
   readonly split: number;
   /** Drafts per round trip in split mode. */
   readonly maxDraft: number;
+  /** Draft streaming in split mode (instead of `maxDraft`). */
+  readonly stream?: StreamProfile;
 
-  /** A policy that always answers `split` (0 = cloud), drafting up to `maxDraft`. */
-  constructor(split: number, maxDraft = 0) {
+  /**
+   * A policy that always answers `split` (0 = cloud), drafting up to `maxDraft`, or streaming
+   * drafts as `stream` says.
+   */
+  constructor(split: number, maxDraft = 0, stream?: StreamProfile) {
     this.split = split;
     this.maxDraft = maxDraft;
-    this.name = split === 0 ? "cloud" : `fixed-${split}`;
+    this.stream = stream;
+    this.name = split === 0 ? "cloud" : `fixed-${split}${stream ? "-stream" : ""}`;
   }
 
   /** The fixed route, with its prediction (local early exit when the edge is unavailable). */
@@ -254,12 +272,15 @@ export class FixedPolicy implements Policy {
       return { ...localFallback(input), policy: this.name };
     }
     const all = predictAll(input);
-    const p = all[Math.min(L, Math.max(0, this.split))];
+    let p = all[Math.min(L, Math.max(0, this.split))];
     const route = routeOf(p.split, L);
+    const streamed = route === "split" && this.stream !== undefined;
+    if (streamed) p = predictStreamed(input, p.split, this.stream!);
     return {
       route,
       split: p.split,
-      maxDraft: route === "split" ? this.maxDraft : 0,
+      maxDraft: route === "split" && !streamed ? this.maxDraft : 0,
+      ...(streamed ? { streamed: { maxInFlight: this.stream!.maxInFlight } } : {}),
       reason: `${this.name} (fixed): ${describe(p, all[0], L)}`,
       policy: this.name,
       predicted: p,

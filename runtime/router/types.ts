@@ -124,6 +124,21 @@ export interface SpeculationProfile {
   maxDraft?: number;
 }
 
+/**
+ * Draft streaming at a split (wire 1.1): the device sends every drafted row at once, several in
+ * flight, and the edge computes only those on its verified branch. Its rate follows from the
+ * device's row time, the round trip and how often the early-exit head agrees with the model.
+ */
+export interface StreamProfile {
+  /**
+   * Probability that the early-exit head's token after layer K equals the whole model's, per
+   * token on the verified context (1 − the mismatch rate; each mismatch costs a round trip).
+   */
+  acceptance: number;
+  /** Most rows in flight at once. */
+  maxInFlight: number;
+}
+
 /** Everything a policy decides from. */
 export interface RouterInput {
   /** The model. */
@@ -145,6 +160,8 @@ export interface RouterInput {
    * `maxDraft`: the policy weighs them all (long drafts pay off on slow round trips).
    */
   draftVariants?: (SpeculationProfile[] | undefined)[];
+  /** Draft streaming per split K (index K); missing entries: the route is not offered. */
+  streaming?: (StreamProfile | undefined)[];
 }
 
 /** Where a query runs. */
@@ -178,6 +195,10 @@ export interface Prediction {
   drafting: boolean;
   /** The drafting variant assumed (when `drafting`). */
   speculation?: SpeculationProfile;
+  /** Draft streaming assumed (then `drafting` is false: no stop-and-wait drafts). */
+  streamed?: StreamProfile;
+  /** Rows the device sends per token after the first (draft streaming: with dead rows). */
+  rowsSentPerToken?: number;
 }
 
 /** A policy's answer for one query: route, split, drafting, why, and what it expects. */
@@ -190,6 +211,8 @@ export interface Decision {
   maxDraft: number;
   /** Draft while the early-exit top-1 probability is at least this (when `maxDraft` > 0). */
   draftTop1?: number;
+  /** Stream drafts (wire 1.1) with at most this many rows in flight, instead of `maxDraft`. */
+  streamed?: { maxInFlight: number };
   /** Human-readable reason, for logs and audits. */
   reason: string;
   /** Name of the policy that decided. */
