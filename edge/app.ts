@@ -184,10 +184,6 @@ export async function createEdgeApp(options: EdgeOptions): Promise<EdgeApp> {
   const limits = { ...DEFAULT_LIMITS, ...openDefaults, ...options.limits };
   const log = options.log ?? ((e: unknown) => console.error("edge: unexpected error:", e));
   const models = await prepareModels(options.models, options.engine);
-  const sessions = new SessionStore<EdgeSession>(
-    { maxSessions: limits.maxSessions, budgetBytes: limits.kvBudgetBytes, ttlMs: limits.ttlMs },
-    options.now,
-  );
   const keyring = await createKeyring(options.apiKeys ?? []);
   const rateLimiter = new RateLimiter(
     { perSecond: limits.ratePerSecond, burst: limits.rateBurst },
@@ -204,6 +200,12 @@ export async function createEdgeApp(options: EdgeOptions): Promise<EdgeApp> {
       window: 2 * limits.streamMaxHeld,
     },
     (s, f, bytes, body, ms) => metrics.frame(s, f, bytes, body, f.seq, ms),
+  );
+  // A dropped session's held stream frames are answered at once, not at their hold timeout.
+  const sessions = new SessionStore<EdgeSession>(
+    { maxSessions: limits.maxSessions, budgetBytes: limits.kvBudgetBytes, ttlMs: limits.ttlMs },
+    options.now,
+    (s) => streams.forget(s),
   );
   const app = new Hono();
   app.onError((e) => errorResponse(e, log));

@@ -183,6 +183,21 @@ export class DraftStreams {
     return this.#live.size;
   }
 
+  /** Answers a dropped session's held frames `session_not_found` (the device replays). */
+  forget(s: EdgeSession): void {
+    const st = this.#states.get(s);
+    if (!st) return;
+    this.#states.delete(s);
+    for (const h of st.held.values()) {
+      this.#settle(h);
+      const e = new TandemError(
+        "session_not_found",
+        "Cannot run frame: the edge dropped its session (expired, evicted or closed); reopen it and replay",
+      );
+      for (const w of h.waiters) w.reject(e);
+    }
+  }
+
   /** Answers every held frame `capacity` (the edge is shutting down) and clears its timer. */
   dispose(): void {
     for (const h of [...this.#live]) {

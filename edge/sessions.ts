@@ -50,12 +50,17 @@ export class SessionStore<T extends { bytes: number }> {
   readonly #entries = new Map<string, Entry<T>>();
   readonly #now: () => number;
   readonly #owned = new Map<string, number>();
+  readonly #onDrop?: (value: T) => void;
   #total = 0;
 
-  /** Creates an empty table; `now` (default `Date.now`) is the clock for TTLs. */
-  constructor(limits: SessionLimits, now: () => number = Date.now) {
+  /**
+   * Creates an empty table; `now` (default `Date.now`) is the clock for TTLs; `onDrop` hears
+   * of every session dropped (deleted, evicted, expired or cleared).
+   */
+  constructor(limits: SessionLimits, now: () => number = Date.now, onDrop?: (value: T) => void) {
     this.limits = limits;
     this.#now = now;
+    this.#onDrop = onDrop;
   }
 
   /** Number of sessions held. */
@@ -148,11 +153,13 @@ export class SessionStore<T extends { bytes: number }> {
     const owned = (this.#owned.get(e.owner) ?? 1) - 1;
     if (owned > 0) this.#owned.set(e.owner, owned);
     else this.#owned.delete(e.owner);
+    this.#onDrop?.(e.value);
     return true;
   }
 
   /** Drops every session (an edge restart, as far as sessions go). */
   clear(): void {
+    if (this.#onDrop) { for (const e of this.#entries.values()) this.#onDrop(e.value); }
     this.#entries.clear();
     this.#owned.clear();
     this.#total = 0;
