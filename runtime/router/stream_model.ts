@@ -9,7 +9,8 @@
  * | time to first token | a plain split's (the prompt goes as before)                         |
  * | one row's trip      | T = device(K layers + head) + up(row) + rtt + edge(L − K + head) + down |
  * | pipeline step       | s = max(device row, edge row, up(row), T / W)                       |
- * | each later token    | (1 − m)·s + m·T: a draft the edge confirms costs a step, a mismatch a whole trip |
+ * | first decode token  | T: the device drafts from the edge's first token                    |
+ * | each later token    | (1 − m)·s + m·(T + d/2): a confirmed draft costs a step; a mismatch a whole trip, after the row in progress (d, the device row time) ends |
  * | edge FLOPs          | a plain split's: one row per token, nothing for stale rows          |
  * | rows sent per token | 1 + m·(min(W, T / s) − 1): the rows in flight when a mismatch is seen are dead |
  *
@@ -62,10 +63,11 @@ export function predictStreamed(
   const miss = Math.min(1, Math.max(0, 1 - profile.acceptance));
   const trip = deviceRow + up + net.rttMs + edge.queueMs + edgeRow + down;
   const step = Math.max(deviceRow, edgeRow, up, trip / W);
-  const perToken = (1 - miss) * step + miss * trip;
+  // A verdict that lands mid-row is read when the row ends: half a row on average.
+  const perToken = (1 - miss) * step + miss * (trip + deviceRow / 2);
   const sent = 1 + miss * Math.max(0, Math.min(W, trip / step) - 1);
   const decoded = N - 1;
-  const totalMs = plain.ttftMs + decoded * perToken;
+  const totalMs = plain.ttftMs + (decoded > 0 ? trip + (decoded - 1) * perToken : 0);
   return {
     ...plain,
     deviceFlops: plain.deviceFlops +
