@@ -89,6 +89,17 @@ interface LayerWeights {
   w3: Float32Array;
 }
 
+/** Options of {@linkcode RefEngine}. */
+export interface RefEngineOptions {
+  /**
+   * Called before each matmul's input is used, with the name of the weight matrix that reads
+   * it ("layers.3.wq" also stands for wk and wv, "layers.3.w1" for w3; the classifier is
+   * "output", or "embed" when tied) and the input x: [n, cols]. For calibration
+   * (runtime/calibrate.ts); x is the engine's buffer, valid during the call only.
+   */
+  tap?: (tensor: string, x: Float32Array, n: number) => void;
+}
+
 /** The plain TypeScript f32 engine: the specification of every faster engine. */
 export class RefEngine implements Engine {
   /** The full model's hyper-parameters. */
@@ -100,11 +111,13 @@ export class RefEngine implements Engine {
   readonly #model: Model;
   readonly #layers: Map<number, LayerWeights> = new Map();
   readonly #freqs: Float32Array;
+  readonly #tap?: RefEngineOptions["tap"];
 
   /** Wraps a validated model. Throws `bad_model` if tensors are missing or mis-shaped. */
-  constructor(model: Model) {
+  constructor(model: Model, options: RefEngineOptions = {}) {
     validateModel(model);
     this.#model = model;
+    this.#tap = options.tap;
     this.config = model.config;
     this.parts = model.parts;
     const get = (name: string) => model.tensors.get(name)?.data as Float32Array;
@@ -176,20 +189,24 @@ export class RefEngine implements Engine {
 
       // Attention block: xb = rmsnorm(h); q, k, v = W xb; rotate q, k; h += wo · attn(q, K, V)
       k.rmsnorm(xb, h, w.attnNorm, n, dim, normEps);
+      this.#tap?.(`layers.${l}.wq`, xb, n);
       k.matmul(q, xb, w.wq, n, dim, qDim, w.bq); //    wq: [qDim, dim]
       k.matmul(kNew, xb, w.wk, n, dim, kvDim, w.bk); // wk: [kvDim, dim], written into the cache
       k.matmul(vNew, xb, w.wv, n, dim, kvDim, w.bv); // wv: [kvDim, dim], written into the cache
       k.rope(q, n, nHeads, headDim, pos, this.#freqs);
       k.rope(kNew, n, nKvHeads, headDim, pos, this.#freqs);
       k.attention(att, q, keys, values, n, pos, nHeads, nKvHeads, headDim, scratch);
+      this.#tap?.(`layers.${l}.wo`, att, n);
       k.matmul(proj, att, w.wo, n, qDim, dim); //      wo: [dim, qDim]
       k.add(h, proj, n * dim);
 
       // Feed-forward block: xb = rmsnorm(h); h += w2 · (silu(w1 xb) * w3 xb)
       k.rmsnorm(xb, h, w.ffnNorm, n, dim, normEps);
+      this.#tap?.(`layers.${l}.w1`, xb, n);
       k.matmul(gate, xb, w.w1, n, dim, hiddenDim); //  w1: [hidden, dim]
       k.matmul(up, xb, w.w3, n, dim, hiddenDim); //    w3: [hidden, dim]
       k.swiglu(gate, gate, up, n * hiddenDim);
+      this.#tap?.(`layers.${l}.w2`, gate, n);
       k.matmul(proj, gate, w.w2, n, hiddenDim, dim); // w2: [dim, hidden]
       k.add(h, proj, n * dim);
     }
@@ -201,9 +218,11 @@ export class RefEngine implements Engine {
     const { dim, vocabSize, normEps } = this.config;
     const n = checkHeadArgs(this, x);
     const norm = this.#model.tensors.get("norm")!.data;
-    const cls = this.#model.tensors.get(this.config.tiedEmbeddings ? "embed" : "output")!.data;
+    const clsName = this.config.tiedEmbeddings ? "embed" : "output";
+    const cls = this.#model.tensors.get(clsName)!.data;
     const xb = new Float32Array(n * dim);
     k.rmsnorm(xb, x, norm, n, dim, normEps);
+    this.#tap?.(clsName, xb, n);
     const logits = new Float32Array(n * vocabSize);
     k.matmul(logits, xb, cls, n, dim, vocabSize); // classifier: [vocab, dim]
     return logits;

@@ -158,6 +158,24 @@ const FIT_L = new Int32Array(32);
 /** Candidates of the "rmse" fit: inverse scales (base + 0.1·i) / ref for |i| ≤ FIT_SPAN. */
 const FIT_SPAN = 4;
 
+/**
+ * The scale {@linkcode quantize} gives one block of 32 values (zero-padded) of `type` with
+ * `fit`; values are then d · q with q in [-127, 127] (q8_0) or [-8, 7] (q4_0).
+ *
+ * @example
+ * ```ts
+ * import { blockScale } from "./quant.ts";
+ * const x = new Float32Array(32).fill(0.5);
+ * x[3] = -2;
+ * console.log(blockScale("q8_0", x, "max")); // 2 / 127
+ * ```
+ */
+export function blockScale(type: QuantType, x: Float32Array, fit: ScaleFit = "max"): number {
+  return type === "q8_0" ? quantBlockQ8(SCRATCH8, 0, x, fit) : quantBlockQ4(SCRATCH4, 0, x, fit);
+}
+const SCRATCH8 = new Int8Array(32);
+const SCRATCH4 = new Uint8Array(16);
+
 /** Writes 32 int8 quants of `x` at qs[off..]; returns the scale. */
 function quantBlockQ8(qs: Int8Array, off: number, x: Float32Array, fit: ScaleFit): number {
   let amax = 0;
