@@ -30,6 +30,14 @@ export {
   weightPlan,
 } from "./runtime/wasm_engine.ts";
 export type { WeightType } from "./runtime/wasm_weights.ts";
+export {
+  type CalibrationOptions,
+  quantizeCalibrated,
+  type QuantPlan,
+  sampleCalibration,
+} from "./runtime/calibrate.ts";
+export { type GptqOptions, quantizeGptq } from "./runtime/gptq.ts";
+export type { QuantTensor, QuantType, ScaleFit } from "./runtime/quant.ts";
 export { WasmCache } from "./runtime/wasm_cache.ts";
 export {
   type Flavor,

@@ -16,6 +16,7 @@
  */
 
 import type { LoadKernelsOptions } from "../kernels/binding.ts";
+import type { CalibrationOptions } from "./calibrate.ts";
 import type { Engine } from "./engine.ts";
 import { TandemError } from "./errors.ts";
 import { RefEngine } from "./forward.ts";
@@ -32,6 +33,8 @@ export interface CreateEngineOptions {
   backend?: "auto" | "wasm" | "ref";
   /** How to load the kernels (e.g. a precompiled module on workerd). */
   kernels?: LoadKernelsOptions;
+  /** Quantize with GPTQ on calibration text (wasm only; see `WasmEngineOptions.calibration`). */
+  calibration?: CalibrationOptions;
 }
 
 /** An engine and the reason it was chosen. */

@@ -31,8 +31,10 @@ import {
   type Engine,
   type KVCache,
 } from "./engine.ts";
+import { type CalibrationOptions, quantizeCalibrated, type QuantPlan } from "./calibrate.ts";
 import { TandemError } from "./errors.ts";
 import { type Model, type ModelConfig, type ModelParts, validateModel } from "./model.ts";
+import type { QuantTensor } from "./quant.ts";
 import { WasmCache } from "./wasm_cache.ts";
 import {
   freeMatrix,
@@ -60,6 +62,19 @@ export interface WasmEngineOptions {
    * and its layer (-1 outside the layers).
    */
   plan?: WeightPlan;
+  /**
+   * Quantize with GPTQ on calibration text (runtime/calibrate.ts) instead of rounding to
+   * nearest: same formats and speed, outputs closer to f32 (see {@linkcode weightPlan}).
+   * `{}` samples the default text from the model. Costs seconds for small models, minutes
+   * at 135M parameters: for big models quantize once with `quantizeCalibrated` and pass
+   * `weights`.
+   */
+  calibration?: CalibrationOptions;
+  /**
+   * Matrices already quantized (e.g. by `quantizeCalibrated`), by tensor name; each must
+   * have the type the plan gives it. The others are quantized at load.
+   */
+  weights?: ReadonlyMap<string, QuantTensor>;
 }
 
 /** Chooses the type of each weight matrix; see {@linkcode WasmEngineOptions.plan}. */
@@ -78,7 +93,7 @@ export type WeightPlan = (tensor: string, layer: number, config: ModelConfig) =>
  * | q8: classifier with f32 activations (q8_0f)                   | 98.6%     | 144       |
  * | q8: classifier f32                                            | 98.6%     | 222       |
  * | q8: every matrix with f32 activations (q8_0f)                 | 98.7%     | 144       |
- * | q8_0 weights alone (f32 reference on dequantized q8_0)        | 98.9%     |           |
+ * | q8_0 weights alone (f32 reference on dequantized q8_0)        | 98.7%     |           |
  * | q4: q4_0, classifier q8_0 (ggml's scales)                     | 82.3%     | 94        |
  * | q4: same, least-squares scales ("rmse", quant.ts)             | 83.5%     | 94        |
  * | q4: + wv, w2 q8_0 where llama.cpp's Q4_K_M gives them 6 bits  | 85.4%     | 100       |
@@ -86,11 +101,26 @@ export type WeightPlan = (tensor: string, layer: number, config: ModelConfig) =>
  * | q4: + wv, w2 and the first and last layer q8_0 (**default**)  | 89.7%     | 110       |
  * | q4: only w1, w3 in q4_0                                       | 89.7%     | 119       |
  *
- * The differences between the q8 mixes are within the sample's noise (±0.3%), so q8 keeps
- * the fastest; no 8-bit mix reaches 99% on this model: q8_0's rounding acts like ±1% noise on
- * every weight, which alone gives 98.9% (larger models are far less sensitive). For q4, keeping
- * the most sensitive matrices (attention values, FFN down projection, first and last layer)
- * in q8_0 as llama.cpp's Q4_K_M does buys 7 points for 17% more bytes.
+ * With `calibration` (GPTQ on the model's own sampled text, 16 × 512 tokens; same formats,
+ * kernels and bytes; runtime/calibrate.ts), measured on the same samples (the int8-activation
+ * rows with a later kernel build, on which round-to-nearest q8 measures 98.2%):
+ *
+ * | mode / mix                                                    | agreement | MiB/token |
+ * | ------------------------------------------------------------- | --------- | --------- |
+ * | q8: default mix, GPTQ                                         | 98.3%     | 144       |
+ * | q8: every matrix q8_0f (f32 activations), GPTQ                | 99.0%     | 144       |
+ * | q8_0 weights alone, GPTQ (f32 reference on dequantized)       | 99.0%     |           |
+ * | q4: default mix, GPTQ (least-squares scales)                  | 92.2%     | 110       |
+ *
+ * The differences between the q8 mixes are within the sample's noise (±0.3%: one int8
+ * activation rounding that flips with the kernels' summation order changes every later
+ * position), so q8 keeps the fastest. No 8-bit mix reaches 99% with int8 activations on this
+ * model: the TS reference with f32 weights and int8 activations alone agrees on ~98.9%, and
+ * q8_0's weight rounding acts like ±1% noise on every weight (98.7% alone; GPTQ brings that
+ * to 99.0%, and SmoothQuant-style channel scaling did not help: the activations have no
+ * outlier channels). Larger models are far less sensitive. For q4, keeping the most
+ * sensitive matrices (attention values, FFN down projection, first and last layer) in q8_0
+ * as llama.cpp's Q4_K_M does buys 7 points for 17% more bytes, and GPTQ 2.5 more.
  */
 export function weightPlan(quant: EngineQuant): WeightPlan {
   if (quant === "f32") return () => "f32";
@@ -99,6 +129,14 @@ export function weightPlan(quant: EngineQuant): WeightPlan {
     t === "embed" || t === "output" || l === 0 || l === c.nLayers - 1 || /\.(wv|w2)$/.test(t)
       ? "q8_0"
       : "q4_0";
+}
+
+/** The quantized types of a weight plan (q8_0f stores q8_0; f32 is left out). */
+function quantPlan(plan: WeightPlan): QuantPlan {
+  return (t, l, c) => {
+    const type = plan(t, l, c);
+    return type === "f32" ? undefined : type === "q4_0" ? "q4_0" : "q8_0";
+  };
 }
 
 /** One layer's weights in wasm memory (norms and biases are f32 pointers, 0 when absent). */
@@ -159,17 +197,20 @@ export class WasmEngine implements Engine {
     pool: ThreadPool,
     quant: EngineQuant,
     plan: WeightPlan,
+    weights: ReadonlyMap<string, QuantTensor>,
+    calibrated: boolean,
   ) {
     this.config = model.config;
     this.parts = model.parts;
     this.kernels = k;
     this.#pool = pool;
     this.name = `wasm-${quant}x${pool.threads}`;
-    this.reason = `${k.reason}; ${pool.reason}`;
+    this.reason = `${k.reason}; ${pool.reason}${calibrated ? "; GPTQ-calibrated weights" : ""}`;
     const t = (name: string) => model.tensors.get(name)!;
     const mat = (name: string, layer = -1) => {
       const { data, shape } = t(name);
-      return uploadMatrix(k, data, shape[0], shape[1], plan(name, layer, model.config));
+      const type = plan(name, layer, model.config);
+      return uploadMatrix(k, data, shape[0], shape[1], type, weights.get(name));
     };
     const vec = (name: string) => model.tensors.has(name) ? k.put(t(name).data) : 0;
     for (let l = model.parts.layers[0]; l < model.parts.layers[1]; l++) {
@@ -217,9 +258,15 @@ export class WasmEngine implements Engine {
       );
     }
     validateModel(model);
+    const plan = options.plan ?? weightPlan(quant);
+    let weights = options.weights ?? new Map<string, QuantTensor>();
+    if (options.calibration) {
+      weights = quantizeCalibrated(model, quantPlan(plan), options.calibration);
+    }
     const k = await loadKernels(options.kernels);
     const pool = await ThreadPool.create(k, threads);
-    return new WasmEngine(model, k, pool, quant, options.plan ?? weightPlan(quant));
+    const calibrated = weights.size > 0;
+    return new WasmEngine(model, k, pool, quant, plan, weights, calibrated);
   }
 
   /** Weight bytes one decode token streams: every held layer's matrices and the classifier. */

@@ -9,7 +9,14 @@
 import type { Kernels } from "../kernels/binding.ts";
 import { CHUNK, tiledRows, tileRows, untileRow } from "../kernels/layout.ts";
 import type { ThreadPool } from "../kernels/pool.ts";
-import { blocksPerRow, quantize, type QuantType } from "./quant.ts";
+import { check } from "./errors.ts";
+import {
+  blocksPerRow,
+  checkQuantTensor,
+  quantize,
+  type QuantTensor,
+  type QuantType,
+} from "./quant.ts";
 
 /**
  * How one weight matrix is stored and multiplied: f32; q8_0 × activations quantized to int8
@@ -36,13 +43,18 @@ export interface WasmMatrix {
   bytes: number;
 }
 
-/** Copies (f32) or quantizes then copies a matrix w: [rows, cols] into wasm memory. */
+/**
+ * Copies (f32) or quantizes then copies a matrix w: [rows, cols] into wasm memory. With
+ * `quantized` (the same matrix already quantized to the type `weightType` stores, e.g. by
+ * runtime/calibrate.ts), that is stored instead; a mismatch is `bad_argument`.
+ */
 export function uploadMatrix(
   k: Kernels,
   w: Float32Array,
   rows: number,
   cols: number,
   weightType: WeightType,
+  quantized?: QuantTensor,
 ): WasmMatrix {
   if (weightType === "f32") {
     const t = tileRows(w, rows, cols, CHUNK.f32);
@@ -57,7 +69,16 @@ export function uploadMatrix(
     };
   }
   const type: QuantType = weightType === "q4_0" ? "q4_0" : "q8_0";
-  const q = quantize(type, w, rows, cols, type === "q4_0" ? "rmse" : "max");
+  if (quantized) {
+    check(
+      quantized.type === type && quantized.rows === rows && quantized.cols === cols,
+      "bad_argument",
+      () =>
+        `Cannot upload a quantized ${quantized.type} [${quantized.rows}, ${quantized.cols}] as ${weightType} [${rows}, ${cols}]`,
+    );
+    checkQuantTensor(quantized);
+  }
+  const q = quantized ?? quantize(type, w, rows, cols, type === "q4_0" ? "rmse" : "max");
   const nb = blocksPerRow(cols);
   const qs = tileRows(q.qs, rows, q.qs.length / rows, CHUNK[type]);
   const d = tileRows(q.d, rows, nb, CHUNK.scales);

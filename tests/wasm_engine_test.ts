@@ -7,6 +7,7 @@ import { RefEngine } from "../runtime/forward.ts";
 import { createEngine } from "../runtime/create_engine.ts";
 import { type EngineQuant, WasmEngine, type WeightPlan } from "../runtime/wasm_engine.ts";
 import { TandemError } from "../runtime/errors.ts";
+import type { CalibrationOptions } from "../runtime/calibrate.ts";
 import type { Engine } from "../runtime/engine.ts";
 import { relErr } from "./_rand.ts";
 
@@ -113,8 +114,9 @@ async function quality(
   quant: EngineQuant,
   threads: number,
   plan?: WeightPlan,
+  calibration?: CalibrationOptions,
 ): Promise<{ agree: number; prefix: number; tokens: number[] }> {
-  const e = await WasmEngine.create(model, { quant, threads, plan });
+  const e = await WasmEngine.create(model, { quant, threads, plan, calibration });
   try {
     let agree = 0, total = 0;
     for (const [i, s] of SAMPLES.entries()) {
@@ -137,9 +139,9 @@ async function quality(
 // tried is in runtime/wasm_engine.ts): q8 agrees on 98.5% of 5120 positions and decodes the
 // story's first four sentences (71 tokens) exactly; q4 (Q4_K_M-like mix) agrees on 89.7% and
 // decodes the first two sentences (43 tokens). The issue's 99% is out of reach on this model
-// for any 8-bit weights: the f32 reference on dequantized q8_0 weights agrees on 98.9%, as it
-// does with ±1% random noise on every weight. The bounds below are the measurements, rounded
-// down, so a regression of a few positions fails.
+// with int8 activations: the f32 reference with f32 weights and int8 activations alone agrees
+// on ~98.9%, on dequantized q8_0 weights alone on 98.7% (GPTQ: 99.0%, below). The bounds below
+// are the measurements, rounded down, so a regression of a few positions fails.
 Deno.test("q8: the story's first sentences exactly; top-1 agreement ≥ 98.3% over 5120 positions", async () => {
   const q = await quality("q8", 1);
   console.log(`q8: agreement ${(q.agree * 100).toFixed(2)}%, greedy prefix ${q.prefix}`);
@@ -155,6 +157,21 @@ Deno.test("q4: the story's first two sentences exactly; top-1 agreement ≥ 89% 
   console.log(`q4: agreement ${(q.agree * 100).toFixed(2)}%, greedy prefix ${q.prefix}`);
   assert.ok(q.agree >= 0.89, `agreement ${q.agree}`);
   assert.ok(q.prefix >= 40, `greedy prefix ${q.prefix}`);
+});
+
+// GPTQ on the model's own sampled text (16 × 512 tokens, seed 1; runtime/calibrate.ts), same
+// formats and kernels: q4 agrees on 92.2% (+2.5 points), q8 with f32 activations (q8_0f) on
+// 98.96% (round-to-nearest: 98.7%); q8 with int8 activations measured 98.3%, no better than
+// round-to-nearest's 98.5%: there int8 activation rounding dominates (the TS reference with
+// f32 weights and int8 activations agrees on ~98.9%) and single rounding flips move the
+// figure by ±0.3%.
+Deno.test("calibrated (GPTQ): q4 top-1 agreement ≥ 92%, q8 with f32 activations ≥ 98.8%", async () => {
+  const q4 = await quality("q4", 2, undefined, {});
+  console.log(`q4 GPTQ: agreement ${(q4.agree * 100).toFixed(2)}%, greedy prefix ${q4.prefix}`);
+  assert.ok(q4.agree >= 0.92, `agreement ${q4.agree}`);
+  const q8 = await quality("q8", 2, () => "q8_0f", {});
+  console.log(`q8_0f GPTQ: agreement ${(q8.agree * 100).toFixed(2)}%, greedy prefix ${q8.prefix}`);
+  assert.ok(q8.agree >= 0.988, `agreement ${q8.agree}`);
 });
 
 Deno.test("weight plans: q8_0 with f32 activations and mixed types run and stay accurate", async () => {
