@@ -147,7 +147,7 @@ export function generateStreamed(
   const budget = Math.min(maxTokens, c.maxSeqLen - prompt.length + 1);
   let seen = { ...session.stats };
   /** Accounts the session's requests since the last call as one sample. */
-  const account = (s: Partial<Parameters<MetricsRecorder["roundTrip"]>[0]>, head = 0) => {
+  const account = (s: Partial<Parameters<MetricsRecorder["roundTrip"]>[0]>) => {
     const now = session.stats;
     rec.roundTrip({
       bytesUp: now.bytesSent - seen.bytesSent,
@@ -155,7 +155,7 @@ export function generateStreamed(
       count: now.roundTrips - seen.roundTrips,
       ...s,
     });
-    rec.flops(now.deviceFlops - seen.deviceFlops + head, now.edgeFlops - seen.edgeFlops);
+    rec.flops(now.deviceFlops - seen.deviceFlops, now.edgeFlops - seen.edgeFlops);
     seen = { ...now };
   };
 

@@ -1,6 +1,7 @@
 /**
  * A `fetch` that feeds the requests it makes into a {@linkcode NetworkEstimator} (all but
- * streamed uploads and generation streams, whose wall time is compute, not the link): wall time
+ * streamed uploads and generation streams, whose wall time is compute, not the link, and draft
+ * stream rows, which wait for the rows in flight before them): wall time
  * from sending to the last byte of the answer, bytes each way, and the edge's own compute
  * time when the answer says it (`edgeMs` in the NDJSON closing line is not read: the header
  * `server-timing` is, when present). Hand it to `createSession({ fetch })`.
@@ -25,6 +26,16 @@ import type { NetworkEstimator } from "./router/network.ts";
  * not the link, and read as transfer time it would drag the bandwidth estimate to KB/s.
  */
 const GENERATION = /\/v1\/(generate|chat\/completions)$/;
+
+/**
+ * Whether a body is a draft stream frame (wire 1.1: magic "TNDW", flag `STREAM` = 8 at offset
+ * 10): its time includes waiting for the rows sent before it, so it says nothing of the link.
+ */
+function isStreamFrame(body: BodyInit | null | undefined): boolean {
+  if (!(body instanceof Uint8Array) || body.byteLength < 12) return false;
+  const magic = body[0] === 0x54 && body[1] === 0x4e && body[2] === 0x44 && body[3] === 0x57;
+  return magic && (body[10] & 8) !== 0;
+}
 
 function bodyBytes(body: BodyInit | null | undefined): number {
   if (!body) return 0;
@@ -58,8 +69,12 @@ export function estimatingFetch(
 ): typeof fetch {
   return async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
     const url = input instanceof Request ? input.url : String(input);
-    // Streamed bodies (pipelined prompts) include device compute; generation streams the edge's.
-    if (init?.body instanceof ReadableStream || GENERATION.test(new URL(url).pathname)) {
+    // Streamed bodies (pipelined prompts) include device compute; generation streams the edge's;
+    // draft stream rows queue behind the rows in flight before them.
+    if (
+      init?.body instanceof ReadableStream || GENERATION.test(new URL(url).pathname) ||
+      isStreamFrame(init?.body)
+    ) {
       return await inner(input, init);
     }
     const t0 = performance.now();

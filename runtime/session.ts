@@ -36,17 +36,23 @@ import { RefEngine } from "./forward.ts";
 import type { ModelConfig } from "./model.ts";
 import { FLAG_NO_REPLY, FLAG_TOKENS, type WireDtype } from "./wire.ts";
 import { streamedFrame } from "./pipelined_frame.ts";
-import type { Reply, ReplyToken } from "./wire_reply.ts";
+import type { ReplyToken } from "./wire_reply.ts";
 import { BoundaryHistory } from "./session_frames.ts";
 import {
   newSessionStats,
   type SessionOptions,
   type SessionStats,
   type SplitGenerateOptions,
+  type StreamPort,
 } from "./session_options.ts";
 import { SessionTransport } from "./session_transport.ts";
 
-export type { SessionOptions, SessionStats, SplitGenerateOptions } from "./session_options.ts";
+export type {
+  SessionOptions,
+  SessionStats,
+  SplitGenerateOptions,
+  StreamPort,
+} from "./session_options.ts";
 
 /** A device-side split session; create with {@linkcode createSession}. */
 export class SplitSession {
@@ -267,23 +273,6 @@ export class SplitSession {
       held: (n) => void (this.#length = n),
     };
   }
-}
-
-/** What draft streaming needs of a {@linkcode SplitSession}: see `draft_stream.ts`. */
-export interface StreamPort {
-  /** The edge's draft streaming limits (absent: it cannot stream). */
-  stream(): { maxHeld: number; holdMs: number } | undefined;
-  /** Runs `token` at `pos` through [0, K) (a decode row, stored); returns its row [dim]. */
-  run(token: number, pos: number): Float32Array;
-  /** Sends the stored row at `pos` with its token as a stream frame. */
-  post(pos: number, token: number): Promise<Reply>;
-  /**
-   * Resends the stored row at `pos` as a plain frame (rebuilding a lost edge session first by
-   * replaying [0, pos)); answers the token for `pos + 1`.
-   */
-  resend(pos: number): Promise<Reply>;
-  /** Records that both sides now hold `n` positions. */
-  held(n: number): void;
 }
 
 /**

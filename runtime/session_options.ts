@@ -16,6 +16,7 @@ import type { Engine } from "./engine.ts";
 import type { Model } from "./model.ts";
 import type { SamplerOptions } from "./sampling.ts";
 import type { WireDtype } from "./wire.ts";
+import type { Reply } from "./wire_reply.ts";
 
 /** Options of `createSession`. */
 export interface SessionOptions {
@@ -124,4 +125,21 @@ export function newSessionStats(): SessionStats {
     deviceFlops: 0,
     edgeFlops: 0,
   };
+}
+
+/** What draft streaming needs of a `SplitSession`: see `draft_stream.ts`. */
+export interface StreamPort {
+  /** The edge's draft streaming limits (absent: it cannot stream). */
+  stream(): { maxHeld: number; holdMs: number } | undefined;
+  /** Runs `token` at `pos` through [0, K) (a decode row, stored); returns its row [dim]. */
+  run(token: number, pos: number): Float32Array;
+  /** Sends the stored row at `pos` with its token as a stream frame. */
+  post(pos: number, token: number): Promise<Reply>;
+  /**
+   * Resends the stored row at `pos` as a plain frame (rebuilding a lost edge session first by
+   * replaying [0, pos)); answers the token for `pos + 1`.
+   */
+  resend(pos: number): Promise<Reply>;
+  /** Records that both sides now hold `n` positions. */
+  held(n: number): void;
 }

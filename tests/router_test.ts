@@ -17,6 +17,7 @@ import {
 } from "../runtime/router/mod.ts";
 import { modelProfile } from "../runtime/cost.ts";
 import { estimatingFetch } from "../runtime/estimating_fetch.ts";
+import { FLAG_STREAM, FLAG_TOKENS } from "../runtime/wire.ts";
 import type { ModelConfig } from "../runtime/model.ts";
 
 // A Llama-7B-shaped model: compute matters, the boundary row is 4096 values.
@@ -304,5 +305,11 @@ Deno.test("estimating fetch feeds each completed request into the estimator", as
   }))
     .text();
   assert.deepEqual(seen, [["http://edge.invalid/v1/s/forward", 7]]);
+  assert.equal(net.samples, 4);
+  // A draft stream row waits for the rows before it: not observed either.
+  const row = new Uint8Array(16);
+  row.set([0x54, 0x4e, 0x44, 0x57, 1, 1]);
+  row[10] = FLAG_STREAM | FLAG_TOKENS;
+  await (await f("http://edge.invalid/v1/s/forward", { method: "POST", body: row })).text();
   assert.equal(net.samples, 4);
 });
