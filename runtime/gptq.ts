@@ -12,7 +12,8 @@
  * far, by the same rule round-to-nearest uses (`fit`).
  *
  * Cost: one Cholesky and one triangular inverse of [cols, cols] (cols³ / 3 multiply-adds)
- * plus rows · cols² / 2 for the updates: about 1.5 s for a 1536 × 576 matrix in plain TS.
+ * plus rows · cols² / 2 for the updates. Measured in plain TS at SmolLM2-135M's shapes:
+ * 0.4 s for w1 [1536, 576], 2.2 s for w2 [576, 1536], 3.9 s a layer, 17 s the classifier.
  *
  * @example
  * ```ts
