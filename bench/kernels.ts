@@ -22,7 +22,7 @@
  */
 
 import { loadKernels } from "../kernels/binding.ts";
-import { CHUNK, tileRows } from "../kernels/layout.ts";
+import { CHUNK, tileQuant, tileRows } from "../kernels/layout.ts";
 import { ThreadPool } from "../kernels/pool.ts";
 import * as ref from "../kernels/ref.ts";
 import { blocksPerRow, quantize } from "../runtime/quant.ts";
@@ -146,15 +146,12 @@ export async function run(args: string[]): Promise<void> {
     const px = k.put(x), po = k.alloc(4 * dout), act = k.alloc(k.exports.act_bytes(1, din));
     const nb = blocksPerRow(din);
     const q8 = quantize("q8_0", w, dout, din), q4 = quantize("q4_0", w, dout, din);
-    const q8t: Parts = [tileRows(q8.qs, dout, nb * 32, CHUNK.q8_0), tileRows(q8.d, dout, nb, 1)];
+    const q8t: Parts = [tileQuant("q8_0", q8.qs, q8.d, dout, nb)];
     const variants: { name: string; parts: Parts }[] = [
       { name: "f32", parts: [tileRows(w, dout, din, CHUNK.f32)] },
       { name: "q8", parts: q8t },
       { name: "q8f", parts: q8t },
-      {
-        name: "q4",
-        parts: [tileRows(q4.qs, dout, nb * 16, CHUNK.q4_0), tileRows(q4.d, dout, nb, 1)],
-      },
+      { name: "q4", parts: [tileQuant("q4_0", q4.qs, q4.d, dout, nb)] },
     ];
     let hotF32 = 0;
     for (const v of variants) {
@@ -166,11 +163,11 @@ export async function run(args: string[]): Promise<void> {
         const work = din * dout;
         if (v.name === "f32") pool.run("matmul_f32", [po, px, p[0], 1, din, dout, 0], dout, work);
         else if (v.name === "q8f") {
-          pool.run("matmul_q8f", [po, px, p[0], p[1], 1, din, dout, 0], dout, work);
+          pool.run("matmul_q8f", [po, px, p[0], 1, din, dout, 0], dout, work);
         } else {
           k.exports.quantize_act(act, px, 1, din);
           const fn = v.name === "q8" ? "matmul_q8" : "matmul_q4";
-          pool.run(fn, [po, act, p[0], p[1], 1, din, dout, 0], dout, work);
+          pool.run(fn, [po, act, p[0], 1, din, dout, 0], dout, work);
         }
       };
       let one: Row | undefined;

@@ -32,14 +32,13 @@ export type Flavor = "relaxed" | "simd";
 
 /**
  * A quantized matmul over output rows [r0, r1): `out` [n, dout] from activations `x` (f32 or a
- * quantized activation buffer), scales `wd` and quants `wq` of row-tiled weights, optional
- * `bias` (0 = none). Pointers are byte offsets into the memory.
+ * quantized activation buffer) and weights `w` in tile-block records of quants and scales
+ * (layout.ts), optional `bias` (0 = none). Pointers are byte offsets into the memory.
  */
 export type QuantMatmul = (
   out: number,
   x: number,
-  wq: number,
-  wd: number,
+  w: number,
   n: number,
   din: number,
   dout: number,
@@ -62,11 +61,11 @@ export interface KernelExports {
     r0: number,
     r1: number,
   ): void;
-  /** q8_0 weights (row-tiled, layout.ts) × quantized activations. */
+  /** q8_0 weights (tile-block records, layout.ts) × quantized activations. */
   matmul_q8: QuantMatmul;
-  /** q8_0 weights (row-tiled) × f32 activations. */
+  /** q8_0 weights (tile-block records) × f32 activations. */
   matmul_q8f: QuantMatmul;
-  /** q4_0 weights (row-tiled) × quantized activations. */
+  /** q4_0 weights (tile-block records) × quantized activations. */
   matmul_q4: QuantMatmul;
   /** Quantizes x: [n, din] into an activation buffer of act_bytes(n, din) bytes. */
   quantize_act(act: number, x: number, n: number, din: number): void;
@@ -215,21 +214,23 @@ export function detectFlavor(): { flavor: Flavor; reason: string } {
 /** Runs a relaxed int8 dot on known integers; false if this engine computes it wrongly. */
 function relaxedDotWorks(k: Kernels): boolean {
   const din = 64;
-  // One row in the row-tiled layout (layout.ts): a tile of 4 rows, 2 blocks, rows 1..3 zero.
-  const x = k.alloc(4 * din), w = k.alloc(4 * din), d = k.alloc(32), out = k.alloc(4);
+  // One row in the record layout (layout.ts): a tile of 4 rows, 2 blocks of 144 bytes (4 × 32
+  // quants, then 4 f32 scales), rows 1..3 zero, row 0's scales 1.
+  const x = k.alloc(4 * din), w = k.alloc(2 * 144), out = k.alloc(16);
   const act = k.alloc(k.exports.act_bytes(1, din));
-  const xs = k.f32(x, din), ws = new Int8Array(k.memory.buffer, w, 4 * din).fill(0);
+  const xs = k.f32(x, din), ws = new Int8Array(k.memory.buffer, w, 2 * 144).fill(0);
   let want = 0;
   for (let i = 0; i < din; i++) {
     xs[i] = i === 0 ? 127 : ((i * 37) % 255) - 127;
-    ws[(i >> 5) * 128 + (i & 31)] = ((i * 91) % 255) - 127;
+    ws[(i >> 5) * 144 + (i & 31)] = ((i * 91) % 255) - 127;
     want += xs[i] * (((i * 91) % 255) - 127);
   }
-  k.f32(d, 8).set([1, 0, 0, 0, 1, 0, 0, 0]);
+  k.f32(w + 128, 1)[0] = 1;
+  k.f32(w + 144 + 128, 1)[0] = 1;
   k.exports.quantize_act(act, x, 1, din);
-  k.exports.matmul_q8(out, act, w, d, 1, din, 1, 0, 0, 1);
+  k.exports.matmul_q8(out, act, w, 1, din, 1, 0, 0, 1);
   const got = k.f32(out, 1)[0];
-  for (const p of [x, w, d, out, act]) k.free(p);
+  for (const p of [x, w, out, act]) k.free(p);
   return got === want;
 }
 

@@ -1,13 +1,23 @@
 /**
  * Weights of a {@linkcode WasmEngine} inside wasm memory: each matrix uploaded as f32 or
- * quantized at load (runtime/quant.ts), stored in the kernels' row-tiled layout
- * (kernels/layout.ts), and a matmul that dispatches on the weight's type.
+ * quantized at load (runtime/quant.ts), stored in the kernels' row-tiled layouts
+ * (kernels/layout.ts: f32 chunks, or tile-block records of quants and scales), and a matmul
+ * that dispatches on the weight's type.
  *
  * @module
  */
 
 import type { Kernels } from "../kernels/binding.ts";
-import { CHUNK, tiledRows, tileRows, untileRow } from "../kernels/layout.ts";
+import {
+  CHUNK,
+  recordBytes,
+  TILE,
+  tiledRows,
+  tileQuant,
+  tileRows,
+  untileQuantRow,
+  untileRow,
+} from "../kernels/layout.ts";
 import type { ThreadPool } from "../kernels/pool.ts";
 import { check } from "./errors.ts";
 import {
@@ -35,10 +45,8 @@ export interface WasmMatrix {
   rows: number;
   /** Columns (inputs). */
   cols: number;
-  /** f32: the values; q8_0/q4_0: the quants. */
+  /** f32: the values; q8_0/q4_0: tile-block records of quants and scales. */
   ptr: number;
-  /** q8_0/q4_0: the scales (0 for f32). */
-  scales: number;
   /** Bytes the matrix occupies (read once per decode token). */
   bytes: number;
 }
@@ -64,7 +72,6 @@ export function uploadMatrix(
       rows,
       cols,
       ptr: k.put(t),
-      scales: 0,
       bytes: t.byteLength,
     };
   }
@@ -79,24 +86,20 @@ export function uploadMatrix(
     checkQuantTensor(quantized);
   }
   const q = quantized ?? quantize(type, w, rows, cols, type === "q4_0" ? "rmse" : "max");
-  const nb = blocksPerRow(cols);
-  const qs = tileRows(q.qs, rows, q.qs.length / rows, CHUNK[type]);
-  const d = tileRows(q.d, rows, nb, CHUNK.scales);
+  const t = tileQuant(type, q.qs, q.d, rows, blocksPerRow(cols));
   return {
     type,
     f32Act: weightType === "q8_0f",
     rows,
     cols,
-    ptr: k.put(qs),
-    scales: k.put(d),
-    bytes: qs.byteLength + d.byteLength,
+    ptr: k.put(t),
+    bytes: t.byteLength,
   };
 }
 
 /** Frees a matrix's memory. */
 export function freeMatrix(k: Kernels, m: WasmMatrix): void {
   k.free(m.ptr);
-  if (m.scales) k.free(m.scales);
 }
 
 /** Row r of a matrix in wasm memory, dequantized, into out: [cols]. */
@@ -109,14 +112,14 @@ export function readRow(k: Kernels, m: WasmMatrix, r: number, out: Float32Array)
   }
   const nb = blocksPerRow(m.cols);
   const d = new Float32Array(nb);
-  untileRow(new Float32Array(buf, m.scales, R * nb), nb, CHUNK.scales, r, d);
+  const t = new Uint8Array(buf, m.ptr, R / TILE * nb * recordBytes(m.type));
   if (m.type === "q8_0") {
     const q = new Int8Array(nb * 32);
-    untileRow(new Int8Array(buf, m.ptr, R * nb * 32), nb * 32, CHUNK.q8_0, r, q);
+    untileQuantRow(t, m.type, nb, r, q, d);
     for (let i = 0; i < m.cols; i++) out[i] = d[i >> 5] * q[i];
   } else {
     const q = new Uint8Array(nb * 16);
-    untileRow(new Uint8Array(buf, m.ptr, R * nb * 16), nb * 16, CHUNK.q4_0, r, q);
+    untileQuantRow(t, m.type, nb, r, q, d);
     for (let i = 0; i < m.cols; i++) {
       const j = i & 31, byte = q[(i >> 5) * 16 + (j & 15)];
       out[i] = d[i >> 5] * ((j < 16 ? byte & 15 : byte >> 4) - 8);
@@ -142,9 +145,9 @@ export function matmul(
   if (w.type === "f32") {
     pool.run("matmul_f32", [out, x, w.ptr, n, w.cols, w.rows, bias], w.rows, work);
   } else if (w.f32Act) {
-    pool.run("matmul_q8f", [out, x, w.ptr, w.scales, n, w.cols, w.rows, bias], w.rows, work);
+    pool.run("matmul_q8f", [out, x, w.ptr, n, w.cols, w.rows, bias], w.rows, work);
   } else {
     const fn = w.type === "q8_0" ? "matmul_q8" : "matmul_q4";
-    pool.run(fn, [out, act, w.ptr, w.scales, n, w.cols, w.rows, bias], w.rows, work);
+    pool.run(fn, [out, act, w.ptr, n, w.cols, w.rows, bias], w.rows, work);
   }
 }

@@ -5,7 +5,7 @@ import { type Flavor, type Kernels, loadKernels } from "../kernels/binding.ts";
 import { ThreadPool } from "../kernels/pool.ts";
 import * as ref from "../kernels/ref.ts";
 import { matmulQuant, quantizeAct } from "../kernels/ref_quant.ts";
-import { CHUNK, tileRows, untileRow } from "../kernels/layout.ts";
+import { CHUNK, tileQuant, tileRows, untileQuantRow, untileRow } from "../kernels/layout.ts";
 import { blocksPerRow, quantize, type QuantTensor } from "../runtime/quant.ts";
 import { randf, relErr, rng } from "./_rand.ts";
 
@@ -35,13 +35,9 @@ function putF32(k: Kernels, w: Float32Array, dout: number, din: number): number 
   return k.put(tileRows(w, dout, din, CHUNK.f32));
 }
 
-/** Quants and scales of q in the row-tiled layout, in wasm memory. */
-function putQuant(k: Kernels, q: QuantTensor): [number, number] {
-  const nb = blocksPerRow(q.cols);
-  return [
-    k.put(tileRows(q.qs, q.rows, q.qs.length / q.rows, CHUNK[q.type])),
-    k.put(tileRows(q.d, q.rows, nb, CHUNK.scales)),
-  ];
+/** Quants and scales of q as tile-block records (layout.ts), in wasm memory. */
+function putQuant(k: Kernels, q: QuantTensor): number {
+  return k.put(tileQuant(q.type, q.qs, q.d, q.rows, blocksPerRow(q.cols)));
 }
 
 Deno.test("row tiling: every row round-trips, tails and padding included", () => {
@@ -54,6 +50,30 @@ Deno.test("row tiling: every row round-trips, tails and padding included", () =>
     for (let i = 0; i < rows; i++) {
       untileRow(t, len, chunk, i, row);
       assert.deepEqual(row, w.subarray(i * len, (i + 1) * len));
+    }
+  }
+});
+
+Deno.test("tile-block records: every row's quants and scales round-trip, padding zero", () => {
+  const r = rng(10);
+  for (const [rows, cols] of [[1, 1], [5, 33], [8, 64], [7, 100]]) {
+    const w = randf(r, rows * cols);
+    for (const type of ["q8_0", "q4_0"] as const) {
+      const q = quantize(type, w, rows, cols), nb = blocksPerRow(cols);
+      const t = tileQuant(type, q.qs, q.d, rows, nb);
+      const bb = type === "q8_0" ? 32 : 16;
+      assert.equal(t.length, Math.ceil(rows / 4) * nb * 4 * (bb + 4));
+      const qs = type === "q8_0" ? new Int8Array(nb * bb) : new Uint8Array(nb * bb);
+      const d = new Float32Array(nb);
+      for (let i = 0; i < Math.ceil(rows / 4) * 4; i++) {
+        untileQuantRow(t, type, nb, i, qs, d);
+        if (i < rows) {
+          assert.deepEqual(qs, q.qs.subarray(i * nb * bb, (i + 1) * nb * bb), `${type} row ${i}`);
+          assert.deepEqual(d, q.d.subarray(i * nb, (i + 1) * nb));
+        } else {
+          assert.ok(qs.every((v) => v === 0) && d.every((v) => v === 0), `padding row ${i}`);
+        }
+      }
     }
   }
 });
@@ -98,15 +118,20 @@ eachFlavor("quantize_act + matmul_q8/q4 match the quantized reference; q8f the f
     const refAct = quantizeAct(x, n, din);
     const q = n * Math.ceil(din / 32) * 32;
     assert.deepEqual(new Int8Array(k.memory.buffer, act, q), refAct.qs, `act quants ${n}x${din}`);
-    assert.deepEqual(k.f32(act + 3 * q, refAct.d.length), refAct.d, `act scales ${n}x${din}`);
+    const ds = k.f32(act + q, 2 * refAct.d.length), sums = new Int32Array(ds.buffer, act + q);
+    for (let b = 0; b < refAct.d.length; b++) {
+      assert.equal(ds[2 * b], refAct.d[b], `act scale ${b} ${n}x${din}`);
+      const sum = refAct.qs.subarray(32 * b, 32 * b + 32).reduce((a, v) => a + v, 0);
+      assert.equal(sums[2 * b + 1], sum, `act sum ${b} ${n}x${din}`);
+    }
     for (const type of ["q8_0", "q4_0"] as const) {
       const q = quantize(type, w, dout, din);
       const want = new Float32Array(n * dout);
       matmulQuant(want, refAct, type, q.qs, q.d, n, din, dout, bias);
       const [po, got] = out(k, n * dout);
       const fn = type === "q8_0" ? k.exports.matmul_q8 : k.exports.matmul_q4;
-      const [pq, pd] = putQuant(k, q);
-      fn(po, act, pq, pd, n, din, dout, k.put(bias), 0, dout);
+      const pq = putQuant(k, q);
+      fn(po, act, pq, n, din, dout, k.put(bias), 0, dout);
       assert.ok(
         relErr(got(), want) < 1e-5,
         `${type} [${n},${din}]→${dout}: ${relErr(got(), want)}`,
@@ -120,7 +145,7 @@ eachFlavor("quantize_act + matmul_q8/q4 match the quantized reference; q8f the f
           wPacked.set(wf.subarray(o * nb * 32, o * nb * 32 + din), o * din);
         }
         ref.matmul(deq, x, wPacked, n, din, dout, bias);
-        k.exports.matmul_q8f(po, px, pq, pd, n, din, dout, k.put(bias), 0, dout);
+        k.exports.matmul_q8f(po, px, pq, n, din, dout, k.put(bias), 0, dout);
         assert.ok(relErr(got(), deq) < 1e-5, `q8f [${n},${din}]→${dout}: ${relErr(got(), deq)}`);
       }
     }
@@ -222,9 +247,9 @@ Deno.test("two threads give the same bits as one, for every splittable kernel", 
     const q4 = putQuant(k, quantize("q4_0", w, dout, din));
     const jobs: [string, (o: number) => number[], number][] = [
       ["matmul_f32", (o) => [o, x, pw, n, din, dout, 0], dout],
-      ["matmul_q8", (o) => [o, act, ...q8, n, din, dout, 0], dout],
-      ["matmul_q8f", (o) => [o, x, ...q8, n, din, dout, 0], dout],
-      ["matmul_q4", (o) => [o, act, ...q4, n, din, dout, 0], dout],
+      ["matmul_q8", (o) => [o, act, q8, n, din, dout, 0], dout],
+      ["matmul_q8f", (o) => [o, x, q8, n, din, dout, 0], dout],
+      ["matmul_q4", (o) => [o, act, q4, n, din, dout, 0], dout],
     ];
     // Many calls back to back: chunks are claimed by whoever is free, jobs follow each other
     // within microseconds, and a worker may still be leaving the previous one.

@@ -141,11 +141,13 @@ async function quality(
 // decodes the first two sentences (43 tokens). The issue's 99% is out of reach on this model
 // with int8 activations: the f32 reference with f32 weights and int8 activations alone agrees
 // on ~98.9%, on dequantized q8_0 weights alone on 98.7% (GPTQ: 99.0%, below). The bounds below
-// are the measurements, rounded down, so a regression of a few positions fails.
-Deno.test("q8: the story's first sentences exactly; top-1 agreement ≥ 98.3% over 5120 positions", async () => {
+// are the measurements, rounded down, so a regression of a few positions fails. q8 moves with
+// the kernels' f32 summation order alone (same integers): 98.52% relaxed / 98.36% simd128 with
+// per-lane sums, 98.24% / 98.28% with exact per-block sums (tile-block records, issue 3).
+Deno.test("q8: the story's first sentences exactly; top-1 agreement ≥ 98.2% over 5120 positions", async () => {
   const q = await quality("q8", 1);
   console.log(`q8: agreement ${(q.agree * 100).toFixed(2)}%, greedy prefix ${q.prefix}`);
-  assert.ok(q.agree >= 0.983, `agreement ${q.agree}`);
+  assert.ok(q.agree >= 0.982, `agreement ${q.agree}`);
   assert.ok(q.prefix >= 64, `greedy prefix ${q.prefix}`);
   const q2 = await quality("q8", 2);
   assert.deepEqual(q2.tokens, q.tokens, "two threads decode the same tokens");

@@ -3,13 +3,15 @@
 //!
 //! Layout of an activation buffer for n tokens of din values, nb = ceil(din / 32) blocks:
 //!
-//! | part  | type | shape        | meaning                                            |
-//! | ----- | ---- | ------------ | -------------------------------------------------- |
-//! | `qs`  | i8   | [n, nb * 32] | round(x / d), in [-127, 127]; zero past din        |
-//! | `abs` | i8   | [n, nb * 32] | \|qs\| (the 7-bit operand of the relaxed dot)      |
-//! | `sgn` | i8   | [n, nb * 32] | -1 where qs < 0 else 0 (applied to the weights)    |
-//! | `d`   | f32  | [n, nb]      | per-block scale: max\|x\| / 127                    |
-//! | `sum` | i32  | [n, nb]      | sum of the block's qs (the q4 zero-point term)     |
+//! | part | type        | shape        | meaning                                           |
+//! | ---- | ----------- | ------------ | ------------------------------------------------- |
+//! | `qs` | i8          | [n, nb * 32] | round(x / d), in [-127, 127]; zero past din       |
+//! | `ds` | (f32, i32)  | [n, nb]      | per block: scale max\|x\| / 127, sum of its qs    |
+//!
+//! Only `qs` is stored: the relaxed q8 kernel derives \|qs\| and the sign mask in registers
+//! (two cheap ops per block, shared by a tile's rows), because every extra load per weight
+//! byte costs more than arithmetic once the weights stream from DRAM (`deno task bench
+//! kernels`, bench/README.md). A block's scale and sum share one 8-byte load (q4 needs both).
 
 use crate::simd::load;
 use core::arch::wasm32::*;
@@ -17,29 +19,35 @@ use core::arch::wasm32::*;
 /// Bytes an activation buffer for n tokens of din values needs.
 #[no_mangle]
 pub extern "C" fn act_bytes(n: usize, din: usize) -> usize {
-    n * din.div_ceil(32) * (3 * 32 + 8)
+    n * din.div_ceil(32) * (32 + 8)
 }
 
-/// Pointers to the five parts of an activation buffer.
+/// Pointers to the parts of an activation buffer.
 pub struct Act {
     pub qs: *mut i8,
-    pub abs: *mut i8,
-    pub sgn: *mut i8,
-    pub d: *mut f32,
-    pub sum: *mut i32,
+    /// Block k's scale is `ds[2k]` (f32), its sum `ds[2k + 1]` (i32 bits).
+    pub ds: *mut f32,
+}
+
+impl Act {
+    /// Block k's scale.
+    #[inline(always)]
+    pub unsafe fn d(&self, k: usize) -> f32 {
+        *self.ds.add(2 * k)
+    }
 }
 
 /// Splits an activation buffer at `act` into its parts.
 #[inline(always)]
 pub fn act_parts(act: *mut u8, n: usize, nb: usize) -> Act {
-    let q = n * nb * 32;
-    Act {
-        qs: act as *mut i8,
-        abs: act.wrapping_add(q) as *mut i8,
-        sgn: act.wrapping_add(2 * q) as *mut i8,
-        d: act.wrapping_add(3 * q) as *mut f32,
-        sum: act.wrapping_add(3 * q + 4 * n * nb) as *mut i32,
-    }
+    Act { qs: act as *mut i8, ds: act.wrapping_add(n * nb * 32) as *mut f32 }
+}
+
+/// Stores block k's scale and sum.
+#[inline(always)]
+unsafe fn store_ds(a: &Act, k: usize, d: f32, sum: i32) {
+    *a.ds.add(2 * k) = d;
+    *(a.ds.add(2 * k + 1) as *mut i32) = sum;
 }
 
 /// Quantizes one whole block of 32 values at xs (SIMD; the same numbers as the scalar path).
@@ -68,13 +76,10 @@ unsafe fn quantize_block(a: &Act, blk: usize, xs: *const f32) {
     for h in 0..2 {
         let lo = i16x8_narrow_i32x4(q[4 * h], q[4 * h + 1]);
         let hi = i16x8_narrow_i32x4(q[4 * h + 2], q[4 * h + 3]);
-        let qs = i8x16_narrow_i16x8(lo, hi);
-        v128_store(a.qs.add(k + 16 * h) as *mut v128, qs);
-        v128_store(a.abs.add(k + 16 * h) as *mut v128, i8x16_abs(qs));
-        v128_store(a.sgn.add(k + 16 * h) as *mut v128, i8x16_lt(qs, i8x16_splat(0)));
+        v128_store(a.qs.add(k + 16 * h) as *mut v128, i8x16_narrow_i16x8(lo, hi));
     }
-    *a.d.add(blk) = amax / 127.0;
-    *a.sum.add(blk) = i32x4_extract_lane::<0>(sum) + i32x4_extract_lane::<1>(sum) + i32x4_extract_lane::<2>(sum) + i32x4_extract_lane::<3>(sum);
+    let sum = i32x4_extract_lane::<0>(sum) + i32x4_extract_lane::<1>(sum) + i32x4_extract_lane::<2>(sum) + i32x4_extract_lane::<3>(sum);
+    store_ds(a, blk, amax / 127.0, sum);
 }
 
 /// Quantizes x: [n, din] into the activation buffer `act` (see the module doc).
@@ -106,14 +111,10 @@ pub unsafe extern "C" fn quantize_act(act: *mut u8, x: *const f32, n: usize, din
                 let i = lo + j;
                 let q = if i < hi { round(*xs.add(i) * id) } else { 0 };
                 let q = if q > 127 { 127 } else if q < -127 { -127 } else { q };
-                let k = blk * 32 + j;
-                *a.qs.add(k) = q as i8;
-                *a.abs.add(k) = (if q < 0 { -q } else { q }) as i8;
-                *a.sgn.add(k) = if q < 0 { -1 } else { 0 };
+                *a.qs.add(blk * 32 + j) = q as i8;
                 sum += q;
             }
-            *a.d.add(blk) = d;
-            *a.sum.add(blk) = sum;
+            store_ds(&a, blk, d, sum);
         }
     }
 }

@@ -22,6 +22,15 @@ pub fn hsum(v: v128) -> f32 {
         + (f32x4_extract_lane::<1>(v) + f32x4_extract_lane::<3>(v))
 }
 
+/// [sum v[0], sum v[1], sum v[2], sum v[3]] of four i32x4 (a 4×4 transpose folded into adds:
+/// four unpacks, two 64-bit unpacks and three adds).
+#[inline(always)]
+pub fn hsum4_i32(v: [v128; 4]) -> v128 {
+    let u01 = i32x4_add(i32x4_shuffle::<0, 4, 1, 5>(v[0], v[1]), i32x4_shuffle::<2, 6, 3, 7>(v[0], v[1]));
+    let u23 = i32x4_add(i32x4_shuffle::<0, 4, 1, 5>(v[2], v[3]), i32x4_shuffle::<2, 6, 3, 7>(v[2], v[3]));
+    i32x4_add(i32x4_shuffle::<0, 1, 4, 5>(u01, u23), i32x4_shuffle::<2, 3, 6, 7>(u01, u23))
+}
+
 /// Loads 16 bytes (any alignment).
 #[inline(always)]
 pub unsafe fn load<T>(p: *const T) -> v128 {
