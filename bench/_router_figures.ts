@@ -7,6 +7,8 @@
  */
 
 import { DEFAULT_THRESHOLDS } from "../runtime/router/policy.ts";
+import type { StreamProfile } from "../runtime/router/types.ts";
+import type { ConnResult } from "./_conn_close.ts";
 import type { WireDtype } from "../runtime/wire.ts";
 import { PROFILES } from "./_netsim.ts";
 import type { PaceSpec } from "./_pace.ts";
@@ -44,6 +46,8 @@ export interface Summary {
   bytesPerToken: number;
   tripsPerToken: number;
   tokensPerTrip: number;
+  /** Tokens streamed per round-trip time of the link (tok/s p50 × RTT). */
+  tokensPerRtt: number;
   agreementPct: number;
   routes: string;
 }
@@ -104,6 +108,8 @@ export function summarize(r: StrategyRun): Summary {
     bytesPerToken: (r.bytesUp + r.bytesDown) / Math.max(1, tokens),
     tripsPerToken: frames / Math.max(1, tokens),
     tokensPerTrip: trips > 0 ? decoded / trips : 0,
+    tokensPerRtt: pct(tps, 0.5) *
+      (Object.values(PROFILES).find((p) => p.name === r.profile)?.rttMs ?? 0) / 1000,
     agreementPct: of > 0 ? 100 * same / of : 100,
     routes: [...routes].map(([k, v]) => `${k}×${v}`).join(" "),
   };
@@ -118,6 +124,8 @@ export interface RouterRun {
     profile: string;
     split: number;
     drafting: boolean;
+    streamed: boolean;
+    tokensPerSec: number;
     cloudShare: number;
     totalMs: number;
   }[];
@@ -131,6 +139,8 @@ export interface RouterRun {
   jobs: Job[];
   flopsPerSec: number;
   deviceLayers: number;
+  streamProfile: StreamProfile;
+  connClose?: { results: ConnResult[]; rates: { extraRtts: number; tokensPerSec: number }[] };
   writeResults: (name: string, figures: unknown) => Promise<string>;
 }
 
@@ -149,6 +159,7 @@ export async function routerFigures(r: RouterRun): Promise<void> {
       "B/token",
       "trips/token",
       "tok/trip",
+      "tok/RTT",
       "agreement",
       "routes",
     ],
@@ -163,6 +174,7 @@ export async function routerFigures(r: RouterRun): Promise<void> {
       fmt(s.bytesPerToken),
       fmt(s.tripsPerToken),
       s.tokensPerTrip ? fmt(s.tokensPerTrip) : "",
+      fmt(s.tokensPerRtt),
       `${s.agreementPct.toFixed(2)}%`,
       s.routes,
     ]),
@@ -215,7 +227,7 @@ export async function routerFigures(r: RouterRun): Promise<void> {
   const svg = scatterSvg({
     title: "Cloud-FLOP savings vs latency (stories260K as a SmolLM2-135M-class model, p50)",
     note:
-      `cloud-class variant; filled: measured strategies; hollow: cost model per split K ("+d" = with drafts); ${r.maxTokens} tokens`,
+      `cloud-class variant; filled: measured strategies; hollow: cost model per split K ("+d" = with drafts, "+s" = draft streaming); ${r.maxTokens} tokens`,
     xLabel: "total latency per request, p50 (ms, log)",
     yLabel: "cloud FLOPs saved vs all-cloud (%)",
     series: Object.values(PROFILES).map((net) => ({
@@ -231,7 +243,7 @@ export async function routerFigures(r: RouterRun): Promise<void> {
         ) => ({
           x: m.totalMs,
           y: 100 * (1 - m.cloudShare),
-          label: `K=${m.split}${m.drafting ? "+d" : ""}`,
+          label: `K=${m.split}${m.drafting ? "+d" : m.streamed ? "+s" : ""}`,
           hollow: true,
         })),
       ],
@@ -248,6 +260,8 @@ export async function routerFigures(r: RouterRun): Promise<void> {
     })),
     flopsPerSec: r.flopsPerSec,
     deviceLayers: r.deviceLayers,
+    streamProfile: r.streamProfile,
+    connClose: r.connClose,
     pace: r.pace,
     profiles: PROFILES,
     calibration: r.calib,

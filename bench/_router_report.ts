@@ -13,6 +13,8 @@ import { fmt } from "./_results.ts";
 import type { Summary, Target } from "./_router_figures.ts";
 import type { WireAgreement } from "./_router_wire.ts";
 import type { CalibrationRow, Job } from "./_router_workload.ts";
+import type { StreamProfile } from "../runtime/router/types.ts";
+import type { ConnResult } from "./_conn_close.ts";
 
 /** What the section shows. */
 export interface RouterReport {
@@ -27,6 +29,9 @@ export interface RouterReport {
   maxTokens: number;
   jobs: Job[];
   flopsPerSec: number;
+  streamProfile: StreamProfile;
+  /** The Deno keep-alive bug, measured, and the predicted cloud-class 4G streaming rate. */
+  connClose?: { results: ConnResult[]; rates: { extraRtts: number; tokensPerSec: number }[] };
 }
 
 const off = (x: number) => (x > 1 ? "off" : String(x));
@@ -52,6 +57,7 @@ export async function routerReadme(r: RouterReport): Promise<void> {
         "B/token",
         "trips/token",
         "tokens/trip",
+        "tokens/RTT",
         "agreement",
         "routes",
       ],
@@ -65,10 +71,59 @@ export async function routerReadme(r: RouterReport): Promise<void> {
         fmt(s.bytesPerToken),
         fmt(s.tripsPerToken),
         s.tokensPerTrip ? fmt(s.tokensPerTrip) : "",
+        fmt(s.tokensPerRtt),
         `${s.agreementPct.toFixed(2)}%`,
         s.routes,
       ]),
     ]);
+  const conn = r.connClose;
+  const connSection = !conn ? "" : `
+### Deno's keep-alive bug and draft streaming
+
+Draft streaming sends one request per row. On Deno 2.8.3–2.9.5 \`Deno.serve\` answers
+\`Connection: close\` to requests whose body does not fit its first read (denoland/deno#36657,
+docs/edge-deployers.md), so each such request opens a new connection. Measured on this Deno
+(${Deno.version.deno}) against \`Deno.serve\` on loopback, ${
+    conn.results[0]?.requests ?? 0
+  } stream-frame-sized requests one at a time, then 16 at a time:
+
+${
+    markdownTable([
+      [
+        "body",
+        "bytes",
+        "connections (1 at a time)",
+        "connections (16 at a time)",
+        "`Connection: close` answers",
+        "ms/request (loopback)",
+      ],
+      ...conn.results.map((c) => [
+        c.label,
+        String(c.bytes),
+        String(c.sequentialConnections),
+        String(c.concurrentConnections),
+        String(c.closed),
+        fmt(c.meanMs),
+      ]),
+    ])
+  }
+
+The limit is on what reaches the server in its first read, headers included: ${
+    conn.results.filter((c) => c.closed > 0).map((c) => c.label).join(", ") || "no body"
+  } got \`Connection: close\` on every request, ${
+    conn.results.filter((c) => c.closed === 0).map((c) => c.label).join(", ") || "none"
+  } kept the connection. The bench's simulated link charges no connection set-up, so the tables
+above do not include it (on loopback a new connection costs well under a millisecond). On a real
+network every such row would pay a TCP handshake (one more RTT) and, over TLS 1.3, one more. The
+cost model's cloud-class good-4G streaming rate (p50 over the workload) with those extra round trips per row:
+${
+    conn.rates.map((x) =>
+      `${x.extraRtts === 0 ? "none" : `+${x.extraRtts} RTT`}: ${fmt(x.tokensPerSec)} tok/s`
+    ).join("; ")
+  } (the floor is ${t.minTokensPerSec}). So on those Deno versions serve the edge with the Node
+host or behind a keep-alive proxy, as docs/edge-deployers.md says; with HTTP/2 (one connection
+for all rows) the question does not arise.
+`;
   const body = `## router
 
 \`deno task bench router [--quick]\` — stories260K, ${r.jobs.length} requests per strategy and
@@ -79,7 +134,12 @@ process holding the embedding, layers [0, 4) and the head. "all-cloud" is the ed
 chat route, text in, SSE out, each token flushed as it is computed; "fixed split 3" and the
 router run through \`routedGenerate\` (split sessions opened ahead of the query, as an app would
 when the user starts typing). "cloud FLOPs" is edge FLOPs over what the edge runs all-cloud;
-"agreement" compares tokens position by position with the all-cloud answer.
+"agreement" compares tokens position by position with the all-cloud answer. "split 4 + drafts"
+drafts stop-and-wait (≤ 6 rows a frame, one round trip each); "split 4 + streaming" streams
+drafts (wire 1.1: every row its own request as soon as it is computed, ≤ ${r.streamProfile.maxInFlight}
+in flight; the edge computes only rows on its verified branch). "trips/token" counts requests;
+"tokens/trip" counts decode tokens per round trip waited for (a streamed row sent while others
+are in flight overlaps them); "tokens/RTT" is tokens/s p50 × the link's RTT.
 
 Two compute variants:
 
@@ -149,7 +209,10 @@ weighs each with the cost model per link; the default (\`speculation[4]\`) is th
 most tokens per trip within the 5-point savings tolerance: draftTop1 ${
     off(t.draftTop1)
   } × ${t.maxDraft}. localTop1 (emit an early-exit token unverified) ${off(t.localTop1)}: no
-threshold keeps ≥ 99% agreement on stories260K.
+threshold keeps ≥ 99% agreement on stories260K. Draft streaming's mismatch rate: the early-exit
+head after layer 4 agrees with the whole model on ${
+    (100 * r.streamProfile.acceptance).toFixed(1)
+  }% of the workload's decode positions (teacher-forced), the policy's \`streaming[4]\`.
 
 ${
     markdownTable([
@@ -176,7 +239,7 @@ ${
 
 Wire choices at K = 4 (free-running: the split generates on its own; teacher-forced: each
 position predicted from the all-cloud context). The router sends prompts in the cheapest dtype
-with ≥ 99% on both — **${r.prefillWire}** — and decode rows in f32, pipelined in chunks of 32
+with ≥ 99% on both — **${r.prefillWire}** — and decode rows in f32, pipelined in chunks of 16
 rows.
 
 ${
@@ -193,6 +256,6 @@ ${
 
 Plot: \`bench/results/router.svg\` (cloud-class savings vs p50 latency per profile; hollow points
 are the cost model's prediction per split K).
-`;
+${connSection}`;
   await updateReadme("router", body);
 }

@@ -24,7 +24,9 @@ export interface Outcome {
   totalMs: number;
   edgeFlops: number;
   wholeFlops: number;
+  /** Requests to the edge. */
   frames: number;
+  /** Decode round trips waited for. */
   decodeTrips: number;
   decision?: Omit<Decision, "predicted" | "baseline">;
 }
@@ -114,7 +116,13 @@ export async function runRouted(
     edgeFlops: m.edgeFlops,
     wholeFlops: wholeFlops(c, job.prompt.length, job.reference.length),
     frames: m.roundTrips,
-    decodeTrips: d.route === "split" ? m.roundTrips - 1 : 0,
+    // Round trips waited for: with draft streaming, rows sent while others are in flight
+    // overlap them (see `RequestMetrics.tokensPerRoundTrip`).
+    decodeTrips: d.route !== "split"
+      ? 0
+      : m.tokensPerRoundTrip > 0
+      ? Math.max(0, tokens.length - 1) / m.tokensPerRoundTrip
+      : m.roundTrips - 1,
     decision,
   };
 }

@@ -12,6 +12,7 @@ import { generate } from "../runtime/generate.ts";
 import { headFlops, type ModelConfig } from "../runtime/model.ts";
 import { DefaultPolicy } from "../runtime/router/policy.ts";
 import { speculativeSplit } from "../runtime/speculate.ts";
+import { argmax } from "../runtime/sampling.ts";
 import type { Tokenizer } from "../runtime/tokenizer/tokenizer.ts";
 
 /** One request of the workload. */
@@ -137,4 +138,24 @@ export function calibrate(
     cloudShare: edge / whole,
     agreement: of > 0 ? same / of : 1,
   };
+}
+
+/**
+ * How often the early-exit head after layer K agrees with the whole model on the workload's
+ * decode positions, teacher-forced on the all-cloud answer: the acceptance of draft streaming
+ * (each disagreement costs it a round trip).
+ */
+export function earlyExitAgreement(engine: Engine, jobs: Job[], split: number): number {
+  const { dim } = engine.config;
+  let hit = 0, of = 0;
+  for (const job of jobs) {
+    const ctx = [...job.prompt, ...job.reference];
+    const h = engine.forward(engine.createCache([0, split]), engine.embed(ctx), 0, 0, split);
+    // The row at position p drafts the token at p + 1; decode drafts start after the first token.
+    for (let p = job.prompt.length; p + 1 < ctx.length; p++) {
+      of++;
+      if (argmax(engine.head(h.subarray(p * dim, (p + 1) * dim))) === ctx[p + 1]) hit++;
+    }
+  }
+  return of > 0 ? hit / of : 0;
 }

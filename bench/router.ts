@@ -1,8 +1,10 @@
 /**
  * Router simulation bench: one workload, three network profiles (a loopback proxy that delays
- * and throttles real HTTP traffic to a real edge on loopback), two compute variants and three
+ * and throttles real HTTP traffic to a real edge on loopback), two compute variants and the
  * strategies — all-cloud (the edge's OpenAI route, streamed token by token), a fixed split at
- * layer 3, and the router (`routedGenerate` with the default policy, calibrated here).
+ * layer 3, the router (`routedGenerate` with the default policy, calibrated here), and split 4
+ * with stop-and-wait drafts (full run) and with draft streaming (wire 1.1). Last, how Deno's
+ * keep-alive bug meets draft streaming's one request per row (`_conn_close.ts`).
  *
  * Variants: `unscaled` — stories260K computes in microseconds on both sides (what the tiny
  * model really costs; all-cloud looks instant); `cloud-class` — compute paced to the measured
@@ -31,8 +33,9 @@ import {
   FixedPolicy,
   NetworkEstimator,
   predictSplit,
+  predictStreamed,
 } from "../runtime/router/mod.ts";
-import type { Policy, SpeculationProfile } from "../runtime/router/mod.ts";
+import type { Policy, SpeculationProfile, StreamProfile } from "../runtime/router/mod.ts";
 import type { Engine } from "../runtime/engine.ts";
 import type { WireDtype } from "../runtime/wire.ts";
 import { createEdgeApp } from "../edge/app.ts";
@@ -42,6 +45,7 @@ import { PROFILES, startProxy } from "./_netsim.ts";
 import {
   calibrate,
   type CalibrationRow,
+  earlyExitAgreement,
   type Job,
   wholeFlops,
   workload,
@@ -58,14 +62,32 @@ import {
 } from "./_pace.ts";
 import { type Outcome, runCloud, runRouted } from "./_router_runs.ts";
 import { routerFigures, type StrategyRun } from "./_router_figures.ts";
+import { measureConnectionClose, streamFrameBytes } from "./_conn_close.ts";
 
 const DIR = new URL("../../shared/models/stories260K/", import.meta.url);
 const ID = "stories260K";
 const DEVICE_LAYERS = 4; // the device holds embedding, layers [0, 4) and the head
 const FIXED_SPLIT = 3;
 const PIPELINE_ROWS = 16;
+/** Draft streaming: most rows in flight (≤ the edge's 32 held per session). */
+const STREAM_WINDOW = 16;
 /** Skimming speed (words/min; Rayner et al. 2016: ~700 with comprehension dropping). */
 const SKIM_WPM = 700;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
+
+/**
+ * A paced device's row time, slept against a running deadline: rows computed back to back
+ * keep the simulated pace however late each timer fires (an idle device starts afresh).
+ */
+function rowClock(dev: PacedEngine): () => Promise<void> {
+  let due = 0;
+  return async () => {
+    const now = performance.now();
+    due = Math.max(due, now) + dev.takeDebt();
+    await sleep(due - now);
+  };
+}
 
 async function pool<T>(n: number, items: T[], fn: (t: T) => Promise<void>): Promise<void> {
   let i = 0;
@@ -183,6 +205,13 @@ export async function run(args: string[]): Promise<void> {
     { length: L + 1 },
     (_, k) => k === DEVICE_LAYERS ? draftRows.map(spec) : undefined,
   );
+  // Draft streaming: its mismatch rate is the early-exit head's disagreement with the model.
+  const acceptance = earlyExitAgreement(full, jobs, DEVICE_LAYERS);
+  const streamProfile: StreamProfile = { acceptance, maxInFlight: STREAM_WINDOW };
+  const streaming = Array.from(
+    { length: L + 1 },
+    (_, k) => k === DEVICE_LAYERS ? streamProfile : undefined,
+  );
   console.log("calibration (in process, K=%d):", DEVICE_LAYERS);
   printTable([
     ["draftTop1", "maxDraft", "localTop1", "tok/trip", "rows/tok", "cloud share", "agreement"],
@@ -208,7 +237,9 @@ export async function run(args: string[]): Promise<void> {
   console.log(
     `chosen: draftTop1 ${thresholds.draftTop1} × ${thresholds.maxDraft}, localTop1 ${
       thresholds.localTop1 > 1 ? "off" : thresholds.localTop1
-    }, prompt wire ${cheapest}, floor ${thresholds.minTokensPerSec} tok/s (${
+    }, prompt wire ${cheapest}, early-exit agreement ${
+      (100 * acceptance).toFixed(1)
+    }% (draft streaming), floor ${thresholds.minTokensPerSec} tok/s (${
       tokensPerWord.toFixed(2)
     } tokens/word × ${SKIM_WPM} words/min)`,
   );
@@ -228,6 +259,8 @@ export async function run(args: string[]): Promise<void> {
     profile: string;
     split: number;
     drafting: boolean;
+    streamed: boolean;
+    tokensPerSec: number;
     cloudShare: number;
     totalMs: number;
   }[] = [];
@@ -285,6 +318,9 @@ export async function run(args: string[]): Promise<void> {
             wire,
             speculation,
             draftVariants,
+            streaming,
+            // A paced device computes a row by sleeping its simulated time before sending it.
+            stream: dev instanceof PacedEngine ? { betweenRows: rowClock(dev) } : undefined,
             maxTokens,
             timeoutMs: 60_000,
           });
@@ -321,6 +357,17 @@ export async function run(args: string[]): Promise<void> {
                 routedRun(job, url, new FixedPolicy(DEVICE_LAYERS, 6), {}, DEVICE_LAYERS),
             ]);
           }
+          strategies.push([
+            `split ${DEVICE_LAYERS} + streaming`,
+            (job, url) =>
+              routedRun(
+                job,
+                url,
+                new FixedPolicy(DEVICE_LAYERS, 0, streamProfile),
+                routerWire,
+                DEVICE_LAYERS,
+              ),
+          ]);
           { // Warm the estimator as a device would: a few small requests before the first query.
             const proxy = startProxy(server.url, net, seed++, upScale);
             for (let i = 0; i < 3; i++) await (await observed(`${proxy.url}/healthz`)).text();
@@ -347,7 +394,10 @@ export async function run(args: string[]): Promise<void> {
           }
           const whole = jobs.reduce((a, j) => a + wholeFlops(c, j.prompt.length, maxTokens), 0);
           for (let k = 0; k <= DEVICE_LAYERS; k++) {
-            for (const draft of k === DEVICE_LAYERS ? [false, true] : [false]) {
+            const modes: (boolean | "stream")[] = k === DEVICE_LAYERS ? [false, true, "stream"] : [
+              false,
+            ];
+            for (const draft of modes) {
               const preds = jobs.map((j) => {
                 const input = routerInputFor(
                   device,
@@ -363,13 +413,19 @@ export async function run(args: string[]): Promise<void> {
                 input.wire.bytesPerRow *= scale;
                 input.wire.prefillBytesPerRow = (input.wire.prefillBytesPerRow ?? 0) * scale;
                 if (p) input.model = pacedProfile(input.model);
-                return predictSplit(input, k, draft);
+                return draft === "stream"
+                  ? predictStreamed(input, k, streamProfile)
+                  : predictSplit(input, k, draft);
               });
               modelled.push({
                 variant: variant.name,
                 profile: net.name,
                 split: k,
-                drafting: draft,
+                drafting: draft === true,
+                streamed: draft === "stream",
+                tokensPerSec: preds.map((x) => x.tokensPerSec).sort((a, b) => a - b)[
+                  preds.length >> 1
+                ],
                 cloudShare: preds.reduce((a, x) => a + x.edgeFlops, 0) / whole,
                 totalMs: preds.map((x) => x.totalMs).sort((a, b) => a - b)[preds.length >> 1],
               });
@@ -383,6 +439,46 @@ export async function run(args: string[]): Promise<void> {
   } finally {
     edge.dispose();
   }
+
+  // 3. Deno's keep-alive bug (bodies over ~500 B get `Connection: close`): measured per row
+  // width, and what an extra round trip or two per streamed row would do to cloud-class 4G.
+  const connResults = await measureConnectionClose([
+    { label: "stories260K row, f16 (64 values)", bytes: streamFrameBytes(c.dim, "f16") },
+    { label: "stories260K row, f32 (64 values)", bytes: streamFrameBytes(c.dim) },
+    { label: "cloud-class row, f32 (576 values)", bytes: streamFrameBytes(576) },
+  ]);
+  const g4 = PROFILES.good4g;
+  const rates = [0, 1, 2].map((extraRtts) => {
+    const tps = jobs.map((j) => {
+      const input = routerInputFor(
+        device,
+        {
+          rttMs: g4.rttMs * (1 + extraRtts),
+          rttVarMs: 0,
+          upBytesPerSec: g4.upBytesPerSec,
+          downBytesPerSec: g4.downBytesPerSec,
+        },
+        { promptTokens: j.prompt.length, maxTokens },
+        {
+          device: {
+            flopsPerSec: L * profile.layerFlops(64) / (pace.decodeMs / 1000),
+            prefillFlopsPerSec: L * profile.layerFlops(64) / (pace.prefillMs / 1000),
+            heldLayers: DEVICE_LAYERS,
+          },
+          edgeState: {
+            flopsPerSec: L * profile.layerFlops(64) / (pace.decodeMs / 1000),
+            prefillFlopsPerSec: L * profile.layerFlops(64) / (pace.prefillMs / 1000),
+          },
+          wire: { decode: "f32", prefill: cheapest, pipelineRows: PIPELINE_ROWS },
+        },
+      );
+      input.wire.bytesPerRow *= pace.rowBytesScale;
+      input.model = pacedProfile(input.model);
+      return predictStreamed(input, DEVICE_LAYERS, streamProfile).tokensPerSec;
+    }).sort((a, b) => a - b);
+    return { extraRtts, tokensPerSec: tps[tps.length >> 1] };
+  });
+  console.log("Deno keep-alive bug:", JSON.stringify(connResults), JSON.stringify(rates));
 
   await routerFigures({
     quick,
@@ -398,6 +494,8 @@ export async function run(args: string[]): Promise<void> {
     jobs,
     flopsPerSec,
     deviceLayers: DEVICE_LAYERS,
+    streamProfile,
+    connClose: { results: connResults, rates },
     writeResults,
   });
 }
