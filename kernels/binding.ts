@@ -265,6 +265,12 @@ export async function loadKernels(options: LoadKernelsOptions = {}): Promise<Ker
     k = await make(flavor);
   }
   if (flavor === "relaxed" && !relaxedDotWorks(k)) {
+    if (options.module) {
+      // The fallback below would instantiate this same (relaxed) module on ordinary memory.
+      throw new Error(
+        "Cannot use the given kernels module: it is the relaxed SIMD build and this host computes its relaxed int8 dot wrongly; pass the simd128 build (wasm/simd.wasm) instead",
+      );
+    }
     reason = "simd128: this host computes the relaxed int8 dot wrongly";
     flavor = "simd";
     k = await make(flavor);
