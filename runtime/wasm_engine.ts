@@ -89,7 +89,8 @@ export type WeightPlan = (tensor: string, layer: number, config: ModelConfig) =>
  *
  * | mode / mix                                                    | agreement | MiB/token |
  * | ------------------------------------------------------------- | --------- | --------- |
- * | q8: all q8_0, int8 activations (**default**)                  | 98.5%     | 144       |
+ * | q8: all q8_0, int8 activations (**default**; 98.2% with the    | 98.5%     | 144       |
+ * |   tile-block kernels of 629f59c: same integers, other f32 sums) |           |           |
  * | q8: classifier with f32 activations (q8_0f)                   | 98.6%     | 144       |
  * | q8: classifier f32                                            | 98.6%     | 222       |
  * | q8: every matrix with f32 activations (q8_0f)                 | 98.7%     | 144       |
