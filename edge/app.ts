@@ -4,7 +4,7 @@
  *
  * | route                          | body in                  | answer                                   |
  * | ------------------------------ | ------------------------ | ---------------------------------------- |
- * | `POST /v1/sessions`            | JSON `{ model, split, digest, sampling? }` | 201 `{ id, model, split, layers, maxTokensPerFrame, ttlMs, wire, stream }` |
+ * | `POST /v1/sessions`            | JSON `{ model, split, digest, sampling? }` | 201 `{ id, model, split, layers, maxTokensPerFrame, ttlMs, wire, stream, tokenPrefill }` |
  * | `POST /v1/sessions/:id/forward`| a wire frame (`wire.ts`) | NDJSON token lines + closing line (`wire_reply.ts`) |
  * | `DELETE /v1/sessions/:id`      | —                        | 204                                      |
  * | `GET /v1/models`               | —                        | OpenAI-style list, with digest and layers |
@@ -53,7 +53,13 @@ import { registerChat } from "./openai.ts";
 import { registerGenerate } from "./generate_route.ts";
 import { EdgeMetrics, registerMetrics } from "./metrics.ts";
 import { SessionStore } from "./sessions.ts";
-import { type EdgeSession, newEdgeSession, runFrame, uuidBytes } from "./split_forward.ts";
+import {
+  type EdgeSession,
+  newEdgeSession,
+  runFrame,
+  tokenPrefillProblem,
+  uuidBytes,
+} from "./split_forward.ts";
 import { readFrameRunning } from "./streamed_forward.ts";
 
 /** Limits of an edge. */
@@ -291,6 +297,8 @@ export async function createEdgeApp(options: EdgeOptions): Promise<EdgeApp> {
       ttlMs: limits.ttlMs,
       wire: `${WIRE_MAJOR}.${WIRE_MINOR}`,
       stream: { maxHeld: limits.streamMaxHeld, holdMs: limits.streamHoldMs },
+      // Wire 1.2: prompts may come as token ids (`EMBED`) when this edge holds [0, K) too.
+      tokenPrefill: tokenPrefillProblem(m) === undefined,
     }, 201);
   });
 

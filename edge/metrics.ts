@@ -31,7 +31,14 @@ import type { Hono } from "hono";
 import { rowsFlops } from "../runtime/cost.ts";
 import { headFlops } from "../runtime/model.ts";
 import { MetricRegistry } from "../runtime/router/prometheus.ts";
-import { FLAG_NO_REPLY, FLAG_STREAM, FLAG_TOKENS, type Frame } from "../runtime/wire.ts";
+import {
+  FLAG_EMBED,
+  FLAG_NO_REPLY,
+  FLAG_STREAM,
+  FLAG_TOKENS,
+  type Frame,
+  frameLength,
+} from "../runtime/wire.ts";
 import type { EdgeSession } from "./split_forward.ts";
 
 /** Counters of one edge. */
@@ -46,7 +53,7 @@ export class EdgeMetrics {
   );
   readonly #flops = this.#r.counter(
     "tandem_edge_flops_total",
-    "FLOPs run by the edge (layers [K, L) and head).",
+    "FLOPs run by the edge (layers [K, L) and head; [0, L) for token prefill).",
   );
   readonly #drafts = this.#r.counter(
     "tandem_edge_draft_tokens_total",
@@ -81,7 +88,7 @@ export class EdgeMetrics {
     const model = session.model.id;
     const labels = { model, split: String(session.split) };
     const flags = f.flags ?? 0;
-    const n = f.rows.length / f.dim;
+    const n = frameLength(f);
     this.#bytesIn.inc({ model }, frameBytes);
     this.#bytesOut.inc({ model }, answer.length);
     if (session.nextSeq === seqBefore) {
@@ -112,10 +119,9 @@ export class EdgeMetrics {
     this.#rows.inc(labels, n);
     const c = session.model.config;
     const heads = flags & FLAG_NO_REPLY ? 0 : drafting ? n : 1;
-    this.#flops.inc(
-      labels,
-      rowsFlops(c, c.nLayers - session.split, f.pos, n) + heads * headFlops(c),
-    );
+    // Token prefill (EMBED) runs the whole model: [0, K) as well as [K, L).
+    const layers = flags & FLAG_EMBED ? c.nLayers : c.nLayers - session.split;
+    this.#flops.inc(labels, rowsFlops(c, layers, f.pos, n) + heads * headFlops(c));
     if (drafting) {
       this.#drafts.inc(labels, n - 1);
       this.#accepted.inc(labels, done.accepted ?? 0);

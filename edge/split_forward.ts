@@ -25,7 +25,13 @@ import { hexToBytes } from "../runtime/digest.ts";
 import type { KVCache } from "../runtime/engine.ts";
 import { check, TandemError } from "../runtime/errors.ts";
 import { Sampler, type SamplerOptions } from "../runtime/sampling.ts";
-import { FLAG_NO_REPLY, FLAG_TOKENS, type Frame } from "../runtime/wire.ts";
+import {
+  FLAG_EMBED,
+  FLAG_NO_REPLY,
+  FLAG_TOKENS,
+  type Frame,
+  frameLength,
+} from "../runtime/wire.ts";
 import { encodeReplyLine, logprobs, type ReplyToken } from "../runtime/wire_reply.ts";
 import type { EdgeModel } from "./models.ts";
 
@@ -52,6 +58,30 @@ export interface EdgeSession {
   sampling: SamplerOptions;
   /** Bytes held (the KV cache), charged against the edge's budget. */
   bytes: number;
+  /**
+   * Token prefill (wire 1.2): KV for [0, K) of the positions prefilled from token ids, kept
+   * while consecutive `EMBED` frames arrive and dropped at the first frame of rows.
+   */
+  lower?: { cache: KVCache; length: number };
+}
+
+/**
+ * Why the edge cannot prefill a split at `split` from token ids (undefined when it can): it
+ * needs the embedding and layers [0, K) besides [K, L).
+ *
+ * @example
+ * ```ts
+ * import { tokenPrefillProblem } from "./split_forward.ts";
+ * import type { EdgeModel } from "./models.ts";
+ * declare const model: EdgeModel;
+ * console.log(tokenPrefillProblem(model) ?? "token prefill served");
+ * ```
+ */
+export function tokenPrefillProblem(m: EdgeModel): string | undefined {
+  if (m.parts.embed && m.parts.layers[0] === 0) return undefined;
+  return `this edge holds layers [${m.parts.layers[0]}, ${m.parts.layers[1]}) of ${m.id}${
+    m.parts.embed ? "" : " and no embedding"
+  }; token prefill needs the embedding and every layer: send the prompt's rows instead`;
 }
 
 /**
@@ -159,7 +189,7 @@ export function checkFrameIdentity(s: EdgeSession, f: Frame, sessionBytes: Uint8
 export function checkFrame(s: EdgeSession, f: Frame, sessionBytes: Uint8Array): void {
   const m = s.model;
   checkFrameIdentity(s, f, sessionBytes);
-  const n = f.rows.length / f.dim;
+  const n = frameLength(f);
   check(
     f.pos <= s.length,
     "conflict",
@@ -205,11 +235,14 @@ export function runFrame(
   const t0 = performance.now();
   const { engine, config } = s.model;
   const { dim, vocabSize, nLayers } = config;
-  const n = f.rows.length / dim;
+  const n = frameLength(f);
   const flags = f.flags ?? 0;
   // [n, dim]; `early`: the rows already ran as they arrived (`streamed_forward.ts`).
-  const ran = early && !(flags & FLAG_TOKENS) && early.hidden.length === f.rows.length;
-  const h = ran ? early.hidden : engine.forward(s.cache, f.rows, f.pos, s.split, nLayers);
+  const ran = early && !(flags & (FLAG_TOKENS | FLAG_EMBED)) &&
+    early.hidden.length === f.rows.length;
+  const input = flags & FLAG_EMBED ? embedPrefix(s, f) : f.rows;
+  if (!(flags & FLAG_EMBED)) s.lower = undefined; // token prefill is over: free [0, K)'s KV
+  const h = ran ? early.hidden : engine.forward(s.cache, input, f.pos, s.split, nLayers);
   const tokens: ReplyToken[] = [];
   let accepted = 0;
   if (!(flags & FLAG_NO_REPLY)) {
@@ -228,13 +261,50 @@ export function runFrame(
   }
   s.length = f.pos + (flags & FLAG_TOKENS && !(flags & FLAG_NO_REPLY) ? accepted + 1 : n);
   s.next = tokens.length > 0 ? tokens[tokens.length - 1].token : undefined;
-  s.bytes = s.cache.bytes;
+  s.bytes = s.cache.bytes + (s.lower?.cache.bytes ?? 0);
   s.nextSeq = f.seq + 1;
   const edgeMs = performance.now() - t0 + (ran ? early.ms : 0);
   const done = { done: true as const, seq: f.seq, accepted, length: s.length, edgeMs };
   const body = tokens.map(encodeReplyLine).join("") + encodeReplyLine(done);
   s.lastAnswer = { seq: f.seq, body };
   return body;
+}
+
+/**
+ * Token prefill (`EMBED`): embeds the frame's token ids and runs [0, K) on them, in the
+ * session's lower cache (fresh at position 0); answers the rows at the split, [n, dim].
+ */
+function embedPrefix(s: EdgeSession, f: Frame): Float32Array {
+  const problem = tokenPrefillProblem(s.model);
+  if (problem) throw new TandemError("bad_request", `Cannot prefill from token ids: ${problem}`);
+  check(
+    !((f.flags ?? 0) & FLAG_TOKENS),
+    "bad_frame",
+    "Cannot prefill from token ids: flags EMBED and TOKENS exclude each other",
+  );
+  const { engine, config } = s.model;
+  const tokens = f.tokens!;
+  for (const t of tokens) {
+    check(
+      t < config.vocabSize,
+      "bad_frame",
+      () =>
+        `Cannot prefill from token ids: id ${t} is outside the vocabulary of ${config.vocabSize}`,
+    );
+  }
+  if (f.pos === 0) s.lower = { cache: engine.createCache([0, s.split]), length: 0 };
+  const lower = s.lower;
+  check(
+    lower !== undefined && f.pos <= lower.length,
+    "conflict",
+    () =>
+      `Cannot prefill from token ids at position ${f.pos}: the edge holds layers [0, ${s.split}) for ${
+        lower?.length ?? 0
+      } positions; token prefill continues a token prefill from position 0`,
+  );
+  const x = engine.forward(lower.cache, engine.embed(tokens), f.pos, 0, s.split);
+  lower.length = f.pos + tokens.length;
+  return x;
 }
 
 /**

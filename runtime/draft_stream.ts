@@ -62,6 +62,11 @@ export interface StreamedGenerateOptions {
   maxRecoveries?: number;
   /** Clock for the metrics (default `performance.now`). */
   now?: () => number;
+  /**
+   * Send the prompt as token ids (wire 1.2) when the edge takes them (`SplitSession.step`'s
+   * `tokenPrefill`); the device still computes its own [0, K) cache for the decode.
+   */
+  tokenPrefill?: boolean;
 }
 
 /** One row sent and not yet handled. */
@@ -160,7 +165,7 @@ export function generateStreamed(
   };
 
   async function* run(): AsyncGenerator<number, void, void> {
-    const first = (await session.step(prompt))[0].token;
+    const first = (await session.step(prompt, { tokenPrefill: options.tokenPrefill }))[0].token;
     account({ rows: prompt.length, answered: 1 });
     let produced = 0;
     const emit = (t: number): boolean => {

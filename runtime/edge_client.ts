@@ -54,6 +54,11 @@ export interface SessionInfo {
    * their predecessors are on the way, and for how long. Absent: the edge cannot stream.
    */
   stream?: { maxHeld: number; holdMs: number };
+  /**
+   * Token prefill (wire 1.2): the edge takes a prompt as token ids (`FLAG_EMBED`) and runs the
+   * whole model over it. Absent or false: send the prompt's rows.
+   */
+  tokenPrefill?: boolean;
 }
 
 /** Options of {@linkcode EdgeClient}. */

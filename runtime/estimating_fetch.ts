@@ -48,8 +48,8 @@ function bodyBytes(body: BodyInit | null | undefined): number {
 /** Options of {@linkcode estimatingFetch}. */
 export interface EstimatingFetchOptions {
   /** Upload bytes to record for a request of `raw` body bytes (default: `raw`); a simulation
-   * that stands in for a wider model scales its frames here. */
-  bytesUp?: (url: string, raw: number) => number;
+   * that stands in for a wider model scales its frames here (`body`: the request's body). */
+  bytesUp?: (url: string, raw: number, body?: unknown) => number;
 }
 
 /**
@@ -79,7 +79,7 @@ export function estimatingFetch(
     }
     const t0 = performance.now();
     const raw = bodyBytes(init?.body);
-    const up = options.bytesUp ? options.bytesUp(url, raw) : raw;
+    const up = options.bytesUp ? options.bytesUp(url, raw, init?.body) : raw;
     const res = await inner(input, init);
     const timing = /dur=([\d.]+)/.exec(res.headers.get("server-timing") ?? "");
     const serverMs = timing ? Number(timing[1]) : 0;

@@ -241,6 +241,12 @@ export function routedGenerate(
       logged.reason += "; the edge cannot stream drafts (wire < 1.1): plain split instead";
       logged.streamed = undefined;
     }
+    const tokenPrefill = d.prefill === "tokens";
+    if (tokenPrefill && !session.tokenPrefill) {
+      // The edge does not hold [0, K) (or speaks wire < 1.2): the prompt goes as rows.
+      log[log.length - 1].reason += "; the edge cannot prefill from token ids: rows instead";
+      log[log.length - 1].prefill = undefined;
+    }
     const steps = d.maxDraft > 0 ? policy.stepFor?.(d) ?? policy : "plain";
     const run = canStream
       ? generateStreamed(session, engine, context, {
@@ -248,16 +254,27 @@ export function routedGenerate(
         stopAtEos,
         maxInFlight: d.streamed!.maxInFlight,
         betweenRows: options.stream?.betweenRows,
+        tokenPrefill,
       })
       : generateSpeculative(session, engine, context, {
         maxTokens: budget,
         stopAtEos,
         policy: steps,
+        tokenPrefill,
       });
     segments.push(() => run.metrics());
     let ok = false;
+    const logged = log[log.length - 1];
     try {
-      yield* run;
+      for await (const t of run) {
+        if (logged.prefill === "tokens" && session.lastPrefill !== "tokens") {
+          logged.reason += session.lastPrefill === "refused"
+            ? "; the edge refused token prefill: rows instead"
+            : "; the prompt does not fit one frame: rows instead";
+          logged.prefill = undefined;
+        }
+        yield t;
+      }
       ok = true;
     } finally {
       // After a failure, a slow or gone edge must not hold the caller: close in the background.

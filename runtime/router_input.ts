@@ -53,6 +53,11 @@ export interface RouterContext {
   draftVariants?: (SpeculationProfile[] | undefined)[];
   /** Draft streaming per split (see `RouterInput.streaming`): offered where given. */
   streaming?: RouterInput["streaming"];
+  /**
+   * Offer token prefill (wire 1.2; default true): a split whose row prefill would miss the TTFT
+   * limit may send its prompt as token ids; an edge that cannot gets rows (the log says so).
+   */
+  tokenPrefill?: boolean;
   /** Weight bytes per parameter on the device (4 f32, ≈1.06 q8_0); default 4. */
   bytesPerWeight?: number;
 }
@@ -135,5 +140,6 @@ export function routerInputFor(
     speculation: ctx.speculation,
     draftVariants: ctx.draftVariants,
     streaming: ctx.streaming,
+    tokenPrefill: ctx.tokenPrefill ?? true,
   };
 }

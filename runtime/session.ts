@@ -46,6 +46,7 @@ import {
   type StreamPort,
 } from "./session_options.ts";
 import { SessionTransport } from "./session_transport.ts";
+import { nextTask } from "./draft_stream.ts";
 
 export type {
   SessionOptions,
@@ -68,6 +69,11 @@ export class SplitSession {
   readonly stats: SessionStats = newSessionStats();
   /** The last answer's tokens, with logprobs when asked for. */
   lastTokens: ReplyToken[] = [];
+  /**
+   * How the last prompt went: `tokens` (token prefill, wire 1.2), `rows`, or `refused` (token
+   * prefill was asked for and the edge refused it: rows went instead).
+   */
+  lastPrefill?: "tokens" | "rows" | "refused";
   readonly #o: SessionOptions;
   readonly #engine: Engine;
   readonly #cache: KVCache;
@@ -119,6 +125,11 @@ export class SplitSession {
     return this.#length;
   }
 
+  /** Whether the edge takes prompts as token ids (its session answer's `tokenPrefill`). */
+  get tokenPrefill(): boolean {
+    return this.#transport.info.tokenPrefill === true;
+  }
+
   /**
    * Runs `tokens` through [0, K) at the current position and sends them to the edge.
    * Returns the edge's answer tokens: the next token; or, with `draft: true` (the tokens
@@ -127,12 +138,18 @@ export class SplitSession {
    * `NO_REPLY` frames. With `extend` (self-speculation, one token only), the session drafts:
    * it calls `extend(row, drafted)` with the boundary row of the last token and runs the
    * token it returns, until it returns undefined; the frame then carries the drafts.
+   *
+   * With `tokenPrefill` (a prompt of more than one token that fits one frame, to an edge whose
+   * session answer has `tokenPrefill`) the prompt goes as token ids (wire 1.2): the edge runs
+   * the whole model over them while the device computes its own [0, K) cache meanwhile; an
+   * edge that refuses (4xx) gets the rows instead.
    */
   async step(
     tokens: readonly number[],
     options: {
       draft?: boolean;
       extend?: (row: Float32Array, drafted: number) => number | undefined;
+      tokenPrefill?: boolean;
     } = {},
   ): Promise<ReplyToken[]> {
     const { dim, maxSeqLen } = this.config;
@@ -146,6 +163,10 @@ export class SplitSession {
     const max = this.#transport.info.maxTokensPerFrame;
     const chunk = this.#o.pipelineRows ?? 0;
     const prefill = tokens.length > 1 && !options.draft && !options.extend;
+    if (prefill) this.lastPrefill = "rows";
+    if (prefill && options.tokenPrefill && this.tokenPrefill && tokens.length <= max) {
+      return await this.#tokenPrefill(tokens, pos, chunk > 0 ? chunk : 16);
+    }
     if (
       prefill && chunk > 0 && tokens.length > chunk && tokens.length <= max &&
       this.prefillWire !== "int8"
@@ -199,6 +220,43 @@ export class SplitSession {
     this.#history.store(rows, pos);
     this.stats.deviceFlops += rowsFlops(this.config, this.split, pos, tokens.length);
     return rows;
+  }
+
+  /**
+   * Token prefill: the prompt's ids go to the edge at once; meanwhile the device runs them
+   * through [0, K) in chunks of `chunk` rows, yielding between chunks so the request goes out
+   * and the answer is read while it computes. On a 4xx (an edge without [0, K), or an older
+   * one) the rows computed here go as a plain prompt frame.
+   */
+  async #tokenPrefill(
+    tokens: readonly number[],
+    pos: number,
+    chunk: number,
+  ): Promise<ReplyToken[]> {
+    const end = pos + tokens.length;
+    this.#history.markTokens(pos, tokens);
+    const sending = this.#transport.sendTokens(pos, end);
+    sending.catch(() => {}); // awaited below
+    for (let a = 0; a < tokens.length; a += chunk) {
+      await nextTask();
+      this.#run(tokens.slice(a, a + chunk), pos + a);
+    }
+    let reply;
+    try {
+      reply = await sending;
+      this.lastPrefill = "tokens";
+    } catch (e) {
+      const refused = e instanceof TandemError &&
+        ["bad_request", "bad_frame", "unsupported_version"].includes(e.code);
+      if (!refused) throw e;
+      this.#history.mark(pos, end, true);
+      reply = await this.#transport.send(pos, end, 0);
+      this.lastPrefill = "refused";
+    }
+    this.#length = end;
+    this.stats.tokens += reply.tokens.length;
+    this.lastTokens = reply.tokens;
+    return reply.tokens;
   }
 
   /** A prompt sent as one frame streamed while its chunks are computed. */

@@ -17,7 +17,7 @@
  * @module
  */
 
-import { encodeFrame, type Frame, type WireDtype } from "./wire.ts";
+import { encodeFrame, FLAG_EMBED, type Frame, type WireDtype } from "./wire.ts";
 
 /** A frame's header fields (everything but its rows and tokens). */
 export type FrameHeader = Omit<Frame, "rows" | "tokens">;
@@ -31,7 +31,8 @@ export class BoundaryHistory {
   /** Dtype of prompt rows. */
   readonly prefillWire: WireDtype;
   readonly #rows: Float32Array; // [maxSeqLen, dim]: input of layer K at every position
-  readonly #prefill: Uint8Array; // per position: 1 when sent with the prefill dtype
+  readonly #prefill: Uint8Array; // per position: 1 sent with the prefill dtype, 2 as a token id
+  readonly #tokens: Uint32Array; // per position sent as a token id (token prefill): the id
 
   /** An empty history for `maxSeqLen` positions of `dim` values. */
   constructor(maxSeqLen: number, dim: number, wire: WireDtype, prefillWire: WireDtype) {
@@ -40,6 +41,30 @@ export class BoundaryHistory {
     this.prefillWire = prefillWire;
     this.#rows = new Float32Array(maxSeqLen * dim);
     this.#prefill = new Uint8Array(maxSeqLen);
+    this.#tokens = new Uint32Array(maxSeqLen);
+  }
+
+  /** Marks positions [pos, pos + n) as sent as token ids (token prefill, wire 1.2). */
+  markTokens(pos: number, tokens: readonly number[]): void {
+    this.#prefill.fill(2, pos, pos + tokens.length);
+    this.#tokens.set(tokens, pos);
+  }
+
+  /** Whether the position at `pos` was sent as a token id. */
+  isToken(pos: number): boolean {
+    return this.#prefill[pos] === 2;
+  }
+
+  /** A token prefill frame for positions [from, to) under `header` (no rows, `EMBED`). */
+  tokenFrame(header: FrameHeader, from: number, to: number): Uint8Array {
+    return encodeFrame({
+      ...header,
+      pos: from,
+      dtype: "f32",
+      flags: (header.flags ?? 0) | FLAG_EMBED,
+      tokens: this.#tokens.slice(from, to),
+      rows: new Float32Array(0),
+    });
   }
 
   /** Stores rows [n, dim] at `pos` (overwriting a rolled-back branch). */
@@ -59,7 +84,7 @@ export class BoundaryHistory {
 
   /** The dtype the row at `pos` is sent in. */
   dtypeAt(pos: number): WireDtype {
-    return this.#prefill[pos] ? this.prefillWire : this.wire;
+    return this.#prefill[pos] === 1 ? this.prefillWire : this.wire;
   }
 
   /** Encodes rows [from, to) under `header` (its `pos` and `dtype` are set here). */
@@ -74,8 +99,8 @@ export class BoundaryHistory {
   }
 
   /**
-   * How to replay positions [0, upTo): runs [from, to) of rows first sent with the same dtype,
-   * at most `max` rows each.
+   * How to replay positions [0, upTo): runs [from, to) of rows first sent with the same dtype
+   * (or all as token ids), at most `max` rows each.
    */
   replayRuns(upTo: number, max: number): [number, number][] {
     const runs: [number, number][] = [];

@@ -26,7 +26,14 @@ import type { StreamedFrame } from "./pipelined_frame.ts";
 import { type RetryOptions, withRetries } from "./retry.ts";
 import type { BoundaryHistory, FrameHeader } from "./session_frames.ts";
 import type { SessionOptions, SessionStats } from "./session_options.ts";
-import { FLAG_NO_REPLY, FLAG_REPLAY, FLAG_STREAM, FLAG_TOKENS, type WireDtype } from "./wire.ts";
+import {
+  FLAG_EMBED,
+  FLAG_NO_REPLY,
+  FLAG_REPLAY,
+  FLAG_STREAM,
+  FLAG_TOKENS,
+  type WireDtype,
+} from "./wire.ts";
 import type { Reply } from "./wire_reply.ts";
 
 /** The session settings the transport uses. */
@@ -114,7 +121,34 @@ export class SessionTransport {
     }
   }
 
-  /** Opens a new edge session and replays boundary rows [0, upTo) into it. */
+  /**
+   * Token prefill (wire 1.2): sends positions [from, to) of the history, marked as token ids,
+   * as one `EMBED` frame; the edge runs the whole model over them and answers the next token.
+   * On a lost session rebuilds it by replay first, like {@linkcode send}.
+   */
+  async sendTokens(from: number, to: number): Promise<Reply> {
+    for (let recoveries = 0;; recoveries++) {
+      try {
+        return await this.post(
+          () => this.#history.tokenFrame(this.header(from, 0, "f32"), from, to),
+          to - from,
+          FLAG_EMBED,
+          from,
+        );
+      } catch (e) {
+        if (
+          !(e instanceof TandemError && e.code === "session_not_found") ||
+          recoveries >= this.#o.maxRecoveries
+        ) throw e;
+        await this.recover(from);
+      }
+    }
+  }
+
+  /**
+   * Opens a new edge session and replays boundary rows [0, upTo) into it (positions first sent
+   * as token ids go again as token ids: the edge rebuilds the same KV from them).
+   */
   async recover(upTo: number): Promise<void> {
     this.info = await withRetries(() =>
       this.#client.openSession({
@@ -127,15 +161,19 @@ export class SessionTransport {
     this.#stats.recoveries++;
     const flags = FLAG_NO_REPLY | FLAG_REPLAY;
     for (const [p, q] of this.#history.replayRuns(upTo, this.info.maxTokensPerFrame)) {
-      const frame = () => this.#history.frame(this.header(p, flags, "f32"), p, q);
-      await this.post(frame, q - p, FLAG_NO_REPLY, p);
+      const tokens = this.#history.isToken(p);
+      const frame = () =>
+        tokens
+          ? this.#history.tokenFrame(this.header(p, flags, "f32"), p, q)
+          : this.#history.frame(this.header(p, flags, "f32"), p, q);
+      await this.post(frame, q - p, FLAG_NO_REPLY | (tokens ? FLAG_EMBED : 0), p);
       this.#stats.replayedRows += q - p;
     }
   }
 
   /**
    * One request (retried with the same sequence number when no answer came); `n` rows at
-   * `pos`, for the edge-FLOP count.
+   * `pos` and the frame's flags, for the edge-FLOP count (`EMBED`: the whole model).
    */
   async post(
     frameOf: () => Uint8Array | StreamedFrame,
@@ -155,8 +193,8 @@ export class SessionTransport {
       this.#stats.edgeMs += reply.edgeMs;
       const c = this.#config;
       const heads = flags & FLAG_NO_REPLY ? 0 : flags & FLAG_TOKENS ? n : 1;
-      this.#stats.edgeFlops += rowsFlops(c, c.nLayers - this.#o.split, pos, n) +
-        heads * headFlops(c);
+      const layers = flags & FLAG_EMBED ? c.nLayers : c.nLayers - this.#o.split;
+      this.#stats.edgeFlops += rowsFlops(c, layers, pos, n) + heads * headFlops(c);
       this.seq++;
       return reply;
     }, this.retry);

@@ -38,6 +38,8 @@ export interface SpeculativeGenerateOptions {
   policy?: StepPolicy | "plain";
   /** Clock for the metrics (default `performance.now`). */
   now?: () => number;
+  /** Send the prompt as token ids (wire 1.2) when the edge takes them (`SplitSession.step`). */
+  tokenPrefill?: boolean;
 }
 
 /** An async iterator of tokens whose metrics can be read at any time. */
@@ -97,7 +99,7 @@ export function generateSpeculative(
 
   async function* run(): AsyncGenerator<number, void, void> {
     let produced = 0;
-    let answer = await trip(prompt, undefined);
+    let answer = await trip(prompt, undefined, options.tokenPrefill);
     while (true) {
       for (const t of answer) {
         if (stops.has(t) || produced >= budget) return;
@@ -117,6 +119,7 @@ export function generateSpeculative(
   async function trip(
     tokens: readonly number[],
     extend?: (row: Float32Array, n: number) => number | undefined,
+    tokenPrefill?: boolean,
   ): Promise<number[]> {
     const before = { ...session.stats };
     let n = 0;
@@ -125,7 +128,7 @@ export function generateSpeculative(
       if (t !== undefined) n++;
       return t;
     });
-    const reply = await session.step(tokens, counting ? { extend: counting } : {});
+    const reply = await session.step(tokens, counting ? { extend: counting } : { tokenPrefill });
     const s = session.stats;
     rec.roundTrip({
       bytesUp: s.bytesSent - before.bytesSent,

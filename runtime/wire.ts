@@ -13,7 +13,7 @@
  * | 6        | u16   | headerBytes  | where the sections start (a multiple of 4)                |
  * | 8        | u8    | dtype        | 0 = `f32`, 1 = `f16`, 2 = `int8` (per-token scale)        |
  * | 9        | u8    | topK         | top-k logprobs wanted per answered token (0 = none)       |
- * | 10       | u16   | flags        | bit 0 `NO_REPLY`, bit 1 `TOKENS`, bit 2 `REPLAY`, bit 3 `STREAM` (1.1) |
+ * | 10       | u16   | flags        | bit 0 `NO_REPLY`, bit 1 `TOKENS`, bit 2 `REPLAY`, bit 3 `STREAM` (1.1), bit 4 `EMBED` (1.2) |
  * | 12       | u32   | split        | K: the rows are the input of layer K                      |
  * | 16       | u32   | dim          | values per row (the model width)                          |
  * | 20       | u32   | n            | rows (tokens) in this frame, ≥ 1                          |
@@ -28,9 +28,9 @@
  *
  * | section | size        | present when      | meaning                                      |
  * | ------- | ----------- | ----------------- | -------------------------------------------- |
- * | tokens  | u32 × n     | flag `TOKENS`     | the token id each row was embedded from      |
- * | scales  | f32 × n     | dtype `int8`      | per-row scale: value = int8 × scale          |
- * | payload | n × dim × s | always            | rows; s = 4 (`f32`), 2 (`f16`), 1 (`int8`)   |
+ * | tokens  | u32 × n     | `TOKENS`/`EMBED`  | the token id each row was embedded from      |
+ * | scales  | f32 × n     | `int8`, no `EMBED`| per-row scale: value = int8 × scale          |
+ * | payload | n × dim × s | no `EMBED`        | rows; s = 4 (`f32`), 2 (`f16`), 1 (`int8`)   |
  *
  * Flags: `NO_REPLY` — run the layers, answer no token (prefill chunks, replay); `TOKENS` —
  * the rows after the first are draft tokens to verify (self-speculative decoding): the edge
@@ -39,8 +39,10 @@
  * input token): the edge runs a session's stream rows in sequence-number order, computes a
  * row only when its token is the one the edge verified for its position, and answers the next
  * token, or `stale` without computing (`edge/draft_stream.ts`). A device streams only to an
- * edge whose session answer advertises `stream`. The total length must equal exactly what the
- * header says.
+ * edge whose session answer advertises `stream`. `EMBED` (minor 2) — token prefill: the frame
+ * holds token ids instead of rows and the edge runs the whole model over them (only an edge
+ * whose session answer advertises `tokenPrefill`). The total length must equal exactly what
+ * the header says.
  * The edge's answer is described in `wire_reply.ts`; docs/wire.md shows both.
  *
  * @example
@@ -65,7 +67,7 @@ export { WIRE_DTYPES, type WireDtype } from "./wire_payload.ts";
 /** Major version of the frame layout: a decoder refuses any other. */
 export const WIRE_MAJOR = 1;
 /** Minor version: fields may be appended to the header; older decoders skip them. */
-export const WIRE_MINOR = 1;
+export const WIRE_MINOR = 2;
 /** The four magic bytes "TNDW". */
 export const WIRE_MAGIC = 0x57444e54;
 /** Flag: run the layers but answer no token (prefill chunk or replay). */
@@ -79,6 +81,27 @@ export const FLAG_REPLAY = 4;
  * sequence-number order, computed only on the edge's verified branch, else answered stale.
  */
 export const FLAG_STREAM = 8;
+/**
+ * Flag (wire 1.2, "token prefill"): the frame carries the token ids of its positions and no
+ * rows (no scales, no payload; `dtype` is ignored): the edge embeds them and runs the whole
+ * model [0, L), keeping [K, L)'s KV for the split. Only an edge whose session answer has
+ * `tokenPrefill` takes it; another answers 400.
+ */
+export const FLAG_EMBED = 16;
+/**
+ * Positions a frame covers: its rows, or its token ids with `FLAG_EMBED`.
+ *
+ * @example
+ * ```ts
+ * import { FLAG_EMBED, frameLength, type Frame } from "./wire.ts";
+ * declare const f: Frame;
+ * console.log(frameLength(f), (f.flags ?? 0) & FLAG_EMBED);
+ * ```
+ */
+export function frameLength(f: Pick<Frame, "flags" | "tokens" | "rows" | "dim">): number {
+  return (f.flags ?? 0) & FLAG_EMBED ? f.tokens?.length ?? 0 : f.rows.length / f.dim;
+}
+
 /** Bytes of the fixed part of the header (before the model id). */
 export const FIXED_HEADER_BYTES = 81;
 
@@ -104,9 +127,9 @@ export interface Frame {
   digest: Uint8Array;
   /** Model id (UTF-8, at most 255 bytes). */
   modelId: string;
-  /** Token id of each row; required when `flags` has FLAG_TOKENS. */
+  /** Token id of each row; required when `flags` has FLAG_TOKENS or FLAG_EMBED. */
   tokens?: Uint32Array;
-  /** Hidden states [n, dim] (decoded: what the edge will compute with). */
+  /** Hidden states [n, dim] (decoded: what the edge will compute with); empty with FLAG_EMBED. */
   rows: Float32Array;
 }
 
@@ -138,10 +161,17 @@ export function encodeFrame(frame: Frame): Uint8Array<ArrayBuffer> {
   };
   if (!WIRE_DTYPES.includes(frame.dtype)) bad(`unknown dtype ${frame.dtype}`);
   if (!(Number.isInteger(dim) && dim > 0)) bad(`dim must be a positive integer, got ${dim}`);
-  if (rows.length === 0 || rows.length % dim !== 0) {
-    bad(`rows hold ${rows.length} values, not a positive multiple of dim ${dim}`);
+  const embed = (flags & FLAG_EMBED) !== 0;
+  if (embed ? rows.length !== 0 || !tokens?.length : rows.length === 0 || rows.length % dim !== 0) {
+    bad(
+      embed
+        ? `flag EMBED needs token ids and no rows, got ${
+          tokens?.length ?? 0
+        } ids, ${rows.length} values`
+        : `rows hold ${rows.length} values, not a positive multiple of dim ${dim}`,
+    );
   }
-  const n = rows.length / dim;
+  const n = embed ? tokens!.length : rows.length / dim;
   if (id.length > 255) bad(`model id is ${id.length} bytes, at most 255 fit`);
   if (session.length !== 16) bad(`session id is ${session.length} bytes, expected 16`);
   if (digest.length !== 32) bad(`digest is ${digest.length} bytes, expected 32`);
@@ -153,8 +183,8 @@ export function encodeFrame(frame: Frame): Uint8Array<ArrayBuffer> {
     bad(`flag TOKENS needs ${n} token ids, got ${tokens?.length ?? 0}`);
   }
   const headerBytes = headerBytesFor(id.length);
-  const tokenBytes = flags & FLAG_TOKENS ? 4 * n : 0;
-  const total = headerBytes + tokenBytes + n * rowBytes(frame.dtype, dim);
+  const tokenBytes = flags & (FLAG_TOKENS | FLAG_EMBED) ? 4 * n : 0;
+  const total = headerBytes + tokenBytes + (embed ? 0 : n * rowBytes(frame.dtype, dim));
   const out = new Uint8Array(total);
   const v = new DataView(out.buffer);
   v.setUint32(0, WIRE_MAGIC, true);
@@ -178,7 +208,7 @@ export function encodeFrame(frame: Frame): Uint8Array<ArrayBuffer> {
     for (let i = 0; i < n; i++) v.setUint32(off + 4 * i, tokens![i], true);
     off += tokenBytes;
   }
-  encodeRows(out, off, frame.dtype, rows, n, dim, LE);
+  if (!embed) encodeRows(out, off, frame.dtype, rows, n, dim, LE);
   return out;
 }
 
@@ -246,8 +276,9 @@ export function decodeFrame(bytes: Uint8Array, limits: DecodeLimits = {}): Frame
     () => `Cannot decode frame: ${n} tokens, at most ${maxTokens}`,
   );
   check(dim <= maxDim, "too_large", () => `Cannot decode frame: dim ${dim}, at most ${maxDim}`);
-  const tokenBytes = flags & FLAG_TOKENS ? 4 * n : 0;
-  const need = headerBytes + tokenBytes + n * rowBytes(dtype, dim);
+  const embed = (flags & FLAG_EMBED) !== 0;
+  const tokenBytes = flags & (FLAG_TOKENS | FLAG_EMBED) ? 4 * n : 0;
+  const need = headerBytes + tokenBytes + (embed ? 0 : n * rowBytes(dtype, dim));
   if (need !== bytes.byteLength) {
     const have = Math.floor((bytes.byteLength - headerBytes - tokenBytes) / rowBytes(dtype, dim));
     fail(
@@ -269,7 +300,7 @@ export function decodeFrame(bytes: Uint8Array, limits: DecodeLimits = {}): Frame
     for (let i = 0; i < n; i++) tokens[i] = v.getUint32(off + 4 * i, true);
     off += tokenBytes;
   }
-  const rows = decodeRows(bytes, off, dtype, n, dim, LE, fail);
+  const rows = embed ? new Float32Array(0) : decodeRows(bytes, off, dtype, n, dim, LE, fail);
   return {
     dtype,
     topK,

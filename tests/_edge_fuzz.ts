@@ -23,6 +23,7 @@ import { parseLlama2cTokenizer } from "../runtime/tokenizer/llama2c.ts";
 import { digestModel, hexToBytes } from "../runtime/digest.ts";
 import {
   encodeFrame,
+  FLAG_EMBED,
   FLAG_NO_REPLY,
   FLAG_REPLAY,
   FLAG_STREAM,
@@ -88,7 +89,13 @@ const frameCase = fc.record({
     { weight: 4, arbitrary: fc.constant(0) },
     {
       weight: 1,
-      arbitrary: fc.constantFrom(FLAG_NO_REPLY, FLAG_TOKENS, FLAG_NO_REPLY | FLAG_REPLAY),
+      arbitrary: fc.constantFrom(
+        FLAG_NO_REPLY,
+        FLAG_TOKENS,
+        FLAG_NO_REPLY | FLAG_REPLAY,
+        FLAG_EMBED,
+        FLAG_EMBED | FLAG_NO_REPLY | FLAG_REPLAY,
+      ),
     },
     { weight: 1, arbitrary: fc.nat(0xffff) },
   ),
@@ -313,8 +320,9 @@ export async function startFuzzTarget(): Promise<FuzzTarget> {
     const seq = Math.max(0, s.nextSeq + c.seqDelta);
     const pos = Math.max(0, s.length + c.posDelta);
     const id = c.target === "own" ? own : c.target === "other" ? other : crypto.randomUUID();
-    const drafts = c.flags & FLAG_TOKENS
-      ? Uint32Array.from({ length: c.n }, (_, i) => (c.rowSeed + i) % 600)
+    const embed = (c.flags & FLAG_EMBED) !== 0; // token prefill (wire 1.2): ids, no rows
+    const drafts = c.flags & (FLAG_TOKENS | FLAG_EMBED)
+      ? Uint32Array.from({ length: c.n }, (_, i) => (c.rowSeed + i) % (embed ? 512 : 600))
       : undefined;
     let bytes: Uint8Array = encodeFrame({
       dtype: c.dtype,
@@ -328,7 +336,7 @@ export async function startFuzzTarget(): Promise<FuzzTarget> {
       session: uuidBytes(id),
       digest: hexToBytes(digest),
       tokens: drafts,
-      rows: rowsFor(c.rowSeed, c.n * 64),
+      rows: embed ? new Float32Array(0) : rowsFor(c.rowSeed, c.n * 64),
     });
     for (const m of c.mutations) bytes = mutate(bytes, m, c.n, c.dtype, 64);
     const path = `/v1/sessions/${
@@ -338,8 +346,10 @@ export async function startFuzzTarget(): Promise<FuzzTarget> {
     // A stream frame (wire 1.1) must be one row with its token, expecting an answer.
     const badStream = (c.flags & FLAG_STREAM) !== 0 &&
       (c.n !== 1 || !(c.flags & FLAG_TOKENS) || (c.flags & FLAG_NO_REPLY) !== 0);
+    // Token prefill continues only a token prefill from position 0; never with drafts.
+    const badEmbed = embed && (pos !== 0 || (c.flags & (FLAG_TOKENS | FLAG_STREAM)) !== 0);
     const expectOk = c.target === "own" && c.mutations.length === 0 && c.seqDelta === 0 &&
-      c.posDelta <= 0 && c.n <= MAX_TOKENS && pos + c.n <= 512 && !badStream;
+      c.posDelta <= 0 && c.n <= MAX_TOKENS && pos + c.n <= 512 && !badStream && !badEmbed;
     const status = res.status;
     if (status === 200) {
       const body = await res.clone().text();

@@ -9,7 +9,14 @@
 
 import fc from "fast-check";
 import { TandemError } from "../runtime/errors.ts";
-import { decodeFrame, encodeFrame, FLAG_TOKENS, WIRE_DTYPES } from "../runtime/wire.ts";
+import {
+  decodeFrame,
+  encodeFrame,
+  FLAG_EMBED,
+  FLAG_TOKENS,
+  frameLength,
+  WIRE_DTYPES,
+} from "../runtime/wire.ts";
 import { rowBytes, type WireDtype } from "../runtime/wire_payload.ts";
 
 /** Header fields a mutation may overwrite: byte offset and width. */
@@ -140,8 +147,9 @@ export const frameBytes: fc.Arbitrary<Uint8Array> = fc.oneof(
         modelId: c.modelId,
         session: new Uint8Array(16),
         digest: new Uint8Array(32),
-        tokens: c.flags & FLAG_TOKENS ? new Uint32Array(c.n) : undefined,
-        rows: rowsFor(c.seed, c.n * c.dim),
+        tokens: c.flags & (FLAG_TOKENS | FLAG_EMBED) ? new Uint32Array(c.n) : undefined,
+        // Token prefill (wire 1.2): token ids only, no rows.
+        rows: c.flags & FLAG_EMBED ? new Float32Array(0) : rowsFor(c.seed, c.n * c.dim),
       });
       for (const m of c.mutations) bytes = mutate(bytes, m, c.n, c.dtype, c.dim);
       return bytes;
@@ -170,10 +178,11 @@ export function decodeOutcome(bytes: Uint8Array): string {
     if (e instanceof TandemError && DECODER_CODES.has(e.code)) return e.code;
     throw new Error(`the decoder threw ${e} for ${bytes.length} bytes`);
   }
-  const n = f.rows.length / f.dim;
+  const n = frameLength(f);
   const consistent = Number.isInteger(n) && n >= 1 && n <= 64 && f.session.length === 16 &&
     f.digest.length === 32 && f.rows.every(Number.isFinite) &&
-    (!(f.flags! & FLAG_TOKENS) || f.tokens?.length === n);
+    (!(f.flags! & (FLAG_TOKENS | FLAG_EMBED)) || f.tokens?.length === n) &&
+    (!(f.flags! & FLAG_EMBED) || f.rows.length === 0);
   if (!consistent) {
     throw new Error(`the decoder returned an inconsistent frame (${bytes.length} bytes)`);
   }

@@ -98,7 +98,7 @@ async function manual(K: number, limits: EdgeOptions["limits"] = {}) {
     maxHeld: edge.limits.streamMaxHeld,
     holdMs: edge.limits.streamHoldMs,
   });
-  assert.equal(info.wire, "1.1");
+  assert.equal(info.wire, "1.2");
   const dev = device(K);
   const cache = dev.createCache([0, K]);
   const session = hexToBytes(info.id.replaceAll("-", ""));

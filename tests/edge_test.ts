@@ -41,7 +41,7 @@ async function open(split = 2): Promise<string> {
   assert.equal(res.status, 201);
   const info = await res.json();
   assert.deepEqual(info.layers, [split, 5]);
-  assert.equal(info.wire, "1.1");
+  assert.equal(info.wire, "1.2");
   return info.id;
 }
 

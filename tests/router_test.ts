@@ -90,6 +90,59 @@ Deno.test("cost model: a pipelined prompt overlaps device, upload and edge chunk
   assert.ok(cloud.ttftMs < 0.5 * slow.ttftMs);
 });
 
+Deno.test("token prefill: all-cloud's TTFT for K·n more edge layer-rows; chosen only when row prefill misses the TTFT limit", () => {
+  const at = (promptTokens: number, rate: number): RouterInput =>
+    input({
+      query: { promptTokens, maxTokens: 128 },
+      device: {
+        flopsPerSec: rate,
+        prefillFlopsPerSec: 2.5 * rate,
+        freeBytes: 8e9,
+        threads: 4,
+        heldLayers: 24,
+      },
+      network: { rttMs: 40, rttVarMs: 5, upBytesPerSec: 1.25e6, downBytesPerSec: 5e6 },
+      edge: { available: true, flopsPerSec: 5e13, load: 0, queueMs: 0, pricePerFlop: 1e-15 },
+      wire: {
+        bytesPerRow: 2 * BIG.dim,
+        requestBytes: 400,
+        replyBytesPerToken: 40,
+        pipelineRows: 16,
+      },
+      streaming: Array.from({ length: 33 }, () => ({ acceptance: 0.7, maxInFlight: 16 })),
+    });
+  const short = at(8, 3e12);
+  const rows = predictSplit(short, 24, false);
+  const tokens = predictSplit(short, 24, false, "tokens");
+  assert.equal(tokens.prefill, "tokens");
+  assert.ok(Math.abs(tokens.ttftMs - predictSplit(short, 0).ttftMs) < 1e-9, "all-cloud's TTFT");
+  assert.ok(rows.ttftMs > tokens.ttftMs + 15);
+  const extra = 24 * 8 * model.layerFlops(4.5);
+  assert.ok(Math.abs(tokens.edgeFlops - rows.edgeFlops - extra) < 1e-6 * extra, "K·n layer-rows");
+  assert.equal(
+    predictStreamed(short, 24, { acceptance: 0.7, maxInFlight: 16 }, "tokens").ttftMs,
+    tokens.ttftMs,
+  );
+  // Row prefill misses the limit: without token prefill cloud, with it a split prefilled as ids.
+  const policy = new DefaultPolicy({ minTokensPerSec: 10 });
+  assert.equal(policy.decide(short).route, "cloud");
+  const d = policy.decide({ ...short, tokenPrefill: true });
+  assert.equal(d.route, "split");
+  assert.equal(d.prefill, "tokens");
+  assert.equal(d.predicted.prefill, "tokens");
+  assert.match(d.reason, /prompt as token ids \(rows: TTFT \d+ ms > \d+ ms\)/);
+  // Device and link fast enough for row prefill: it keeps it (fewer cloud FLOPs).
+  const quick = at(8, 5e13);
+  const fast = policy.decide({
+    ...quick,
+    network: { ...quick.network, upBytesPerSec: 1.25e8 },
+    tokenPrefill: true,
+  });
+  assert.equal(fast.route, "split");
+  assert.equal(fast.prefill, undefined);
+  assert.equal(fast.predicted.prefill, undefined);
+});
+
 Deno.test("cost model: split 0 puts every FLOP on the edge, split L none, monotone between", () => {
   const all = predictAll(input({}));
   assert.equal(all.length, BIG.nLayers + 1);

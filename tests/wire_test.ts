@@ -107,7 +107,7 @@ Deno.test("decoder refuses wrong magic, another major version, unknown dtype", (
   throwsCode(
     bad((v) => v.setUint8(4, WIRE_MAJOR + 1)),
     "unsupported_version",
-    /wire version 2\.\d+ is not supported by this build \(1\.1\)/,
+    /wire version 2\.\d+ is not supported by this build \(1\.2\)/,
   );
   throwsCode(bad((v) => v.setUint8(8, 9)), "bad_frame", /unknown dtype code 9/);
   throwsCode(bad((v) => v.setUint16(6, 2, true)), "bad_frame", /header length 2/);

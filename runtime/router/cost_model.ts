@@ -18,6 +18,11 @@
  * Edge time is `flops / flopsPerSec / (1 − load) + queueMs`. With self-speculation a round
  * trip answers `tokensPerRoundTrip` tokens at `rowsPerToken` edge rows each.
  *
+ * Token prefill (`prefill = "tokens"`, wire 1.2): the prompt goes as token ids and the edge
+ * runs all L layers over it — all-cloud's TTFT, `n·K` more edge layer-rows than a row prefill
+ * — while the device computes its own [0, K) cache in chunks meanwhile; decoding starts at
+ * max(TTFT, the device's prefill).
+ *
  * @example
  * ```ts
  * import { predictAll } from "./cost_model.ts";
@@ -44,9 +49,37 @@ function wholeFlops(m: ModelProfile, prompt: number, tokens: number): number {
     tokens * m.headFlops;
 }
 
+/** Rows per chunk of the device's own prefill during a token prefill (its pipeline chunk). */
+function localChunk(input: RouterInput): number {
+  return input.wire.pipelineRows && input.wire.pipelineRows > 0 ? input.wire.pipelineRows : 16;
+}
+
+/**
+ * The device's [0, K) prefill of the prompt, in chunks (token prefill runs it alongside the
+ * edge's whole-model pass), ms.
+ *
+ * @example
+ * ```ts
+ * import { localPrefillMs } from "./cost_model.ts";
+ * import type { RouterInput } from "./types.ts";
+ * declare const input: RouterInput;
+ * console.log(localPrefillMs(input, 4));
+ * ```
+ */
+export function localPrefillMs(input: RouterInput, split: number): number {
+  const { model: m, device } = input;
+  const n = Math.max(1, input.query.promptTokens);
+  const c = Math.ceil(n / localChunk(input));
+  const f = rowsFlops(m, split, 0, n) / c;
+  const rows = n / c;
+  return c * 1000 * f / rows *
+    (1 / device.flopsPerSec + (rows - 1) / (device.prefillFlopsPerSec ?? device.flopsPerSec));
+}
+
 /**
  * Predicts one split point: 0 = all-cloud, 1..L-1 = split at K, L = all-local; a split
- * drafts as `input.speculation[K]` says unless `draft` is false.
+ * drafts as `input.speculation[K]` says unless `draft` is false, and sends its prompt as
+ * rows, or as token ids with `prefill = "tokens"`.
  *
  * @example
  * ```ts
@@ -60,6 +93,7 @@ export function predictSplit(
   input: RouterInput,
   split: number,
   draft: boolean | SpeculationProfile = true,
+  prefill: "rows" | "tokens" = "rows",
 ): Prediction {
   const { model: m, query, device, network: net, edge, wire } = input;
   const L = m.nLayers;
@@ -131,14 +165,20 @@ export function predictSplit(
   // Prefill: the prompt's rows go up in one frame; the edge answers the first token. A
   // pipelined prompt is a three-stage pipeline of c chunks (each chunk its own pass on both
   // sides): the device computes chunk i+1 while i uploads and the edge runs i − 1.
-  const prefillUp = wire.requestBytes + n * (wire.prefillBytesPerRow ?? wire.bytesPerRow);
+  const tokens = prefill === "tokens";
+  const prefillUp = wire.requestBytes +
+    n * (tokens ? 4 : wire.prefillBytesPerRow ?? wire.bytesPerRow);
   const c = wire.pipelineRows && n > wire.pipelineRows ? Math.ceil(n / wire.pipelineRows) : 1;
   const dev = c * devPassMs(rowsFlops(m, K, 0, n) / c, n / c);
   const up = upMs(prefillUp);
   const edg = c * edgePassMs(rowsFlops(m, L - K, 0, n) / c, n / c);
-  const prefillMs = (dev + up + edg) / c + (c - 1) * Math.max(dev, up, edg) / c;
+  const prefillMs = tokens
+    ? up + edgePassMs(rowsFlops(m, L, 0, n), n)
+    : (dev + up + edg) / c + (c - 1) * Math.max(dev, up, edg) / c;
   const ttftMs = prefillMs + net.rttMs + edge.queueMs + edgeMs(m.headFlops) +
     downMs(wire.replyBytesPerToken);
+  // Token prefill: decoding needs the device's own [0, K) cache, computed meanwhile.
+  const decodeFrom = tokens ? Math.max(ttftMs, localPrefillMs(input, K)) : ttftMs;
   // Each round trip: E tokens, E·rows rows through both halves (device drafts with its head).
   const rtRows = E * rows;
   const rtUp = wire.requestBytes + rtRows * wire.bytesPerRow;
@@ -151,15 +191,16 @@ export function predictSplit(
     split: K,
     deviceFlops: rowsFlops(m, K, 0, n) + decodeRows * (K * m.layerFlops(ctx) +
           (E > 1 ? m.headFlops : 0)),
-    edgeFlops: rowsFlops(m, L - K, 0, n) + m.headFlops +
+    edgeFlops: rowsFlops(m, tokens ? L : L - K, 0, n) + m.headFlops +
       decodeRows * ((L - K) * m.layerFlops(ctx) + m.headFlops),
     bytesUp: prefillUp + steps * wire.requestBytes + decodeRows * wire.bytesPerRow,
     bytesDown: wire.replyBytesPerToken * N,
     roundTrips: 1 + steps,
     ttftMs,
-    totalMs: ttftMs + steps * rtMs,
+    totalMs: decodeFrom + steps * rtMs,
   });
-  return E > 1 ? { ...p, drafting: true, speculation: spec } : p;
+  const q = tokens ? { ...p, prefill: "tokens" as const } : p;
+  return E > 1 ? { ...q, drafting: true, speculation: spec } : q;
 }
 
 /**

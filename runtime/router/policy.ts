@@ -87,7 +87,7 @@ const ms = (x: number) => `${x < 10 ? x.toFixed(1) : Math.round(x)} ms`;
 const name = (p: Prediction) =>
   `K=${p.split}${p.drafting ? `+drafts(≤${p.speculation?.maxDraft ?? "?"})` : ""}${
     p.streamed ? "+stream" : ""
-  }`;
+  }${p.prefill === "tokens" ? "+token-prefill" : ""}`;
 
 function routeOf(split: number, L: number): Route {
   return split <= 0 ? "cloud" : split >= L ? "local" : "split";
@@ -159,14 +159,28 @@ export class DefaultPolicy implements Policy {
     );
     const rejected: string[] = [];
     const ok: Prediction[] = [];
-    const candidates = all.slice(1, deepest + 1).flatMap((p) => [
-      ...(p.drafting ? [p] : []),
-      predictSplit(input, p.split, false),
-      ...(input.draftVariants?.[p.split] ?? []).map((v) => predictSplit(input, p.split, v)),
-      ...(input.streaming?.[p.split] && p.split < L
-        ? [predictStreamed(input, p.split, input.streaming[p.split]!)]
-        : []),
-    ]);
+    type Make = (prefill: "rows" | "tokens") => Prediction;
+    // Each split candidate sends its prompt as rows (the fewest cloud FLOPs), or — only when
+    // that would miss the TTFT limit and the edge may take them — as token ids.
+    const prefillRowsTtft = new Map<Prediction, number>();
+    const candidates = all.slice(1, deepest + 1).flatMap((p) => {
+      const K = p.split;
+      const makers: Make[] = [
+        ...(p.drafting ? [(f: "rows" | "tokens") => predictSplit(input, K, true, f)] : []),
+        (f) => predictSplit(input, K, false, f),
+        ...(input.draftVariants?.[K] ?? []).map((v): Make => (f) => predictSplit(input, K, v, f)),
+        ...(input.streaming?.[K] && K < L
+          ? [(f: "rows" | "tokens") => predictStreamed(input, K, input.streaming![K]!, f)]
+          : []),
+      ];
+      return makers.map((make) => {
+        const rows = make("rows");
+        if (!input.tokenPrefill || K >= L || rows.ttftMs <= ttftLimit) return rows;
+        const tokens = make("tokens");
+        prefillRowsTtft.set(tokens, rows.ttftMs);
+        return tokens;
+      });
+    });
     for (const p of candidates) {
       if (!input.edge.available && p.split < L) continue;
       if (p.ttftMs > ttftLimit) {
@@ -192,7 +206,11 @@ export class DefaultPolicy implements Policy {
           pct(p.streamed.acceptance)
         }, ${p.rowsSentPerToken!.toFixed(1)} rows sent/token)`
         : "";
-      const d = this.#decision(p, base, L, maxDraft, describe(p, base, L) + draft);
+      const prefill = p.prefill === "tokens"
+        ? `; prompt as token ids (rows: TTFT ${ms(prefillRowsTtft.get(p)!)} > ${ms(ttftLimit)})`
+        : "";
+      let d = this.#decision(p, base, L, maxDraft, describe(p, base, L) + draft + prefill);
+      if (p.prefill === "tokens") d = { ...d, prefill: "tokens" };
       if (p.streamed) return { ...d, streamed: { maxInFlight: p.streamed.maxInFlight } };
       return p.drafting ? { ...d, draftTop1: top1 } : d;
     }
@@ -253,16 +271,26 @@ export class FixedPolicy implements Policy {
   readonly maxDraft: number;
   /** Draft streaming in split mode (instead of `maxDraft`). */
   readonly stream?: StreamProfile;
+  /** How a split sends its prompt (`tokens`: token prefill, wire 1.2). */
+  readonly prefill: "rows" | "tokens";
 
   /**
    * A policy that always answers `split` (0 = cloud), drafting up to `maxDraft`, or streaming
-   * drafts as `stream` says.
+   * drafts as `stream` says; a split sends its prompt as `prefill` says (default rows).
    */
-  constructor(split: number, maxDraft = 0, stream?: StreamProfile) {
+  constructor(
+    split: number,
+    maxDraft = 0,
+    stream?: StreamProfile,
+    prefill: "rows" | "tokens" = "rows",
+  ) {
     this.split = split;
     this.maxDraft = maxDraft;
     this.stream = stream;
-    this.name = split === 0 ? "cloud" : `fixed-${split}${stream ? "-stream" : ""}`;
+    this.prefill = prefill;
+    this.name = split === 0
+      ? "cloud"
+      : `fixed-${split}${stream ? "-stream" : ""}${prefill === "tokens" ? "-tokens" : ""}`;
   }
 
   /** The fixed route, with its prediction (local early exit when the edge is unavailable). */
@@ -275,12 +303,15 @@ export class FixedPolicy implements Policy {
     let p = all[Math.min(L, Math.max(0, this.split))];
     const route = routeOf(p.split, L);
     const streamed = route === "split" && this.stream !== undefined;
-    if (streamed) p = predictStreamed(input, p.split, this.stream!);
+    const tokens = route === "split" && this.prefill === "tokens";
+    if (streamed) p = predictStreamed(input, p.split, this.stream!, this.prefill);
+    else if (tokens) p = predictSplit(input, p.split, true, "tokens");
     return {
       route,
       split: p.split,
       maxDraft: route === "split" && !streamed ? this.maxDraft : 0,
       ...(streamed ? { streamed: { maxInFlight: this.stream!.maxInFlight } } : {}),
+      ...(tokens ? { prefill: "tokens" as const } : {}),
       reason: `${this.name} (fixed): ${describe(p, all[0], L)}`,
       policy: this.name,
       predicted: p,

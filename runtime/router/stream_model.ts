@@ -6,7 +6,7 @@
  *
  * | quantity            | prediction                                                          |
  * | ------------------- | ------------------------------------------------------------------- |
- * | time to first token | a plain split's (the prompt goes as before)                         |
+ * | time to first token | a plain split's (the prompt goes as before, as rows or token ids)   |
  * | one row's trip      | T = device(K layers + head) + up(row) + rtt + edge(L − K + head) + down |
  * | pipeline step       | s = max(device row, edge row, up(row), T / W)                       |
  * | first decode token  | T: the device drafts from the edge's first token                    |
@@ -26,7 +26,7 @@
  * @module
  */
 
-import { predictSplit } from "./cost_model.ts";
+import { localPrefillMs, predictSplit } from "./cost_model.ts";
 import type { Prediction, RouterInput, StreamProfile } from "./types.ts";
 
 /**
@@ -44,8 +44,9 @@ export function predictStreamed(
   input: RouterInput,
   split: number,
   profile: StreamProfile,
+  prefill: "rows" | "tokens" = "rows",
 ): Prediction {
-  const plain = predictSplit(input, split, false);
+  const plain = predictSplit(input, split, false, prefill);
   const { model: m, query, device, network: net, edge, wire } = input;
   const L = m.nLayers;
   const K = split;
@@ -67,7 +68,11 @@ export function predictStreamed(
   const perToken = (1 - miss) * step + miss * (trip + deviceRow / 2);
   const sent = 1 + miss * Math.max(0, Math.min(W, trip / step) - 1);
   const decoded = N - 1;
-  const totalMs = plain.ttftMs + (decoded > 0 ? trip + (decoded - 1) * perToken : 0);
+  // Token prefill: the first row waits for the device's own [0, K) prefill too.
+  const from = prefill === "tokens"
+    ? Math.max(plain.ttftMs, localPrefillMs(input, split))
+    : plain.ttftMs;
+  const totalMs = from + (decoded > 0 ? trip + (decoded - 1) * perToken : 0);
   return {
     ...plain,
     deviceFlops: plain.deviceFlops +

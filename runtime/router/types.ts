@@ -162,6 +162,12 @@ export interface RouterInput {
   draftVariants?: (SpeculationProfile[] | undefined)[];
   /** Draft streaming per split K (index K); missing entries: the route is not offered. */
   streaming?: (StreamProfile | undefined)[];
+  /**
+   * Token prefill (wire 1.2) may be offered: a split's prompt goes as token ids and the edge
+   * runs the whole model over it (all-cloud's TTFT, more cloud FLOPs) while the device
+   * computes its own [0, K) cache. Absent or false: prompts go as rows.
+   */
+  tokenPrefill?: boolean;
 }
 
 /** Where a query runs. */
@@ -199,6 +205,8 @@ export interface Prediction {
   streamed?: StreamProfile;
   /** Rows the device sends per token after the first (draft streaming: with dead rows). */
   rowsSentPerToken?: number;
+  /** `tokens`: the prompt goes as token ids (token prefill, wire 1.2); absent: as rows. */
+  prefill?: "tokens";
 }
 
 /** A policy's answer for one query: route, split, drafting, why, and what it expects. */
@@ -213,6 +221,8 @@ export interface Decision {
   draftTop1?: number;
   /** Stream drafts (wire 1.1) with at most this many rows in flight, instead of `maxDraft`. */
   streamed?: { maxInFlight: number };
+  /** `tokens`: send the prompt as token ids (wire 1.2); absent: as rows. */
+  prefill?: "tokens";
   /** Human-readable reason, for logs and audits. */
   reason: string;
   /** Name of the policy that decided. */

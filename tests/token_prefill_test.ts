@@ -1,0 +1,223 @@
+// Token prefill (wire 1.2) over real HTTP on loopback: the device sends the prompt's token ids,
+// the edge runs the whole model over them and answers the first token while the device computes
+// its own [0, K) cache; decoding (draft streaming or plain split) continues from there. Greedy
+// tokens equal the whole model's; the edge's FLOPs counter shows the prompt over all layers; an
+// edge shard without [0, K) refuses with a 4xx and the router falls back to rows; a restarted
+// edge is rebuilt by replaying the token ids.
+import assert from "node:assert/strict";
+import { parseLlama2c } from "../runtime/formats/llama2c.ts";
+import { parseLlama2cTokenizer } from "../runtime/tokenizer/llama2c.ts";
+import { RefEngine } from "../runtime/forward.ts";
+import { generate } from "../runtime/generate.ts";
+import { cutModel } from "../runtime/shard.ts";
+import { digestModel, hexToBytes } from "../runtime/digest.ts";
+import { createSession } from "../runtime/session.ts";
+import { rowsFlops } from "../runtime/cost.ts";
+import { headFlops } from "../runtime/model.ts";
+import { generateStreamed } from "../runtime/draft_stream.ts";
+import { generateSpeculative } from "../runtime/speculate_session.ts";
+import { parsePrometheus } from "../runtime/router/prometheus.ts";
+import { FixedPolicy } from "../runtime/router/policy.ts";
+import { routedGenerate } from "../runtime/routed.ts";
+import { decodeFrame, encodeFrame, FLAG_EMBED } from "../runtime/wire.ts";
+import { createEdgeApp, type EdgeOptions } from "../edge/app.ts";
+import { serveEdge } from "../edge/hosts/deno.ts";
+import { withEdge } from "./_edge.ts";
+import { startFaultProxy } from "./_fault_proxy.ts";
+
+const DIR = new URL("../../shared/models/stories260K/", import.meta.url);
+const model = parseLlama2c(await Deno.readFile(new URL("stories260K.bin", DIR)));
+const tok = parseLlama2cTokenizer(await Deno.readFile(new URL("tok512.bin", DIR)), 512);
+const modelDigest = (await digestModel(model)).modelDigest!;
+const c = model.config;
+const L = c.nLayers;
+const ID = "stories260K";
+const full = new RefEngine(model);
+const PROMPTS = [tok.encode("Once upon a time, there was a dog"), tok.encode("Tom and Sue went")];
+const EDGE: EdgeOptions = { models: [{ id: ID, model }] };
+
+function device(K: number): RefEngine {
+  return new RefEngine(cutModel(model, { layers: [0, K], embed: true, head: true }));
+}
+
+async function edgeFlops(url: string): Promise<number> {
+  const samples = parsePrometheus(await (await fetch(`${url}/metrics`)).text());
+  return samples.filter((s) => s.name === "tandem_edge_flops_total")
+    .reduce((a, s) => a + s.value, 0);
+}
+
+Deno.test("wire 1.2: an EMBED frame carries token ids and no rows", () => {
+  const bytes = encodeFrame({
+    dtype: "f32",
+    flags: FLAG_EMBED,
+    split: 2,
+    dim: 64,
+    pos: 0,
+    seq: 0,
+    session: new Uint8Array(16),
+    digest: new Uint8Array(32),
+    modelId: ID,
+    tokens: Uint32Array.of(1, 2, 3),
+    rows: new Float32Array(0),
+  });
+  assert.equal(bytes.byteLength, 92 + 12);
+  const f = decodeFrame(bytes);
+  assert.deepEqual([...f.tokens!], [1, 2, 3]);
+  assert.equal(f.rows.length, 0);
+  assert.equal(bytes[5], 2, "minor 2");
+});
+
+Deno.test("token prefill + draft streaming / plain split: the whole model's tokens at K = 2..4; the edge counts the prompt over all layers", async () => {
+  await withEdge(EDGE, async (url) => {
+    for (const K of [2, 3, 4]) {
+      for (const [i, prompt] of PROMPTS.entries()) {
+        const want = [...generate(full, prompt, { maxTokens: 40 })];
+        const engine = device(K);
+        const session = await createSession({
+          engine,
+          modelId: ID,
+          modelDigest,
+          split: K,
+          edge: url,
+        });
+        assert.equal(session.tokenPrefill, true, "a whole-model edge advertises token prefill");
+        const before = await edgeFlops(url);
+        const streamed = i === 0 || K === 3;
+        const run = streamed
+          ? generateStreamed(session, engine, prompt, { maxTokens: 40, tokenPrefill: true })
+          : generateSpeculative(session, engine, prompt, {
+            maxTokens: 40,
+            policy: "plain",
+            tokenPrefill: true,
+          });
+        const tokens = await Array.fromAsync(run);
+        await session.close();
+        assert.deepEqual(tokens, want, `K=${K} ${streamed ? "streamed" : "plain"}`);
+        assert.equal(session.lastPrefill, "tokens");
+        const n = prompt.length;
+        const expected = rowsFlops(c, L, 0, n) + rowsFlops(c, L - K, n, want.length - 1) +
+          want.length * headFlops(c);
+        assert.equal(run.metrics().edgeFlops, expected, `K=${K}: device-side accounting`);
+        const counted = (await edgeFlops(url)) - before;
+        assert.ok(Math.abs(counted - expected) < 1e-6 * expected, `K=${K}: edge counter`);
+      }
+    }
+  });
+});
+
+Deno.test("token prefill: an edge shard without [0, K) refuses with 4xx; the router falls back to rows", async () => {
+  const K = 3;
+  const shard = cutModel(model, { layers: [K, L], embed: true, head: true });
+  const options: EdgeOptions = { models: [{ id: ID, model: shard, digest: modelDigest }] };
+  await withEdge(options, async (url) => {
+    const info = await (await fetch(`${url}/v1/sessions`, {
+      method: "POST",
+      body: JSON.stringify({ model: ID, split: K, digest: modelDigest }),
+    })).json();
+    assert.equal(info.tokenPrefill, false);
+    const res = await fetch(`${url}/v1/sessions/${info.id}/forward`, {
+      method: "POST",
+      body: encodeFrame({
+        dtype: "f32",
+        flags: FLAG_EMBED,
+        split: K,
+        dim: c.dim,
+        pos: 0,
+        seq: 0,
+        session: hexToBytes(info.id.replaceAll("-", "")),
+        digest: hexToBytes(modelDigest),
+        modelId: ID,
+        tokens: Uint32Array.from(PROMPTS[0]),
+        rows: new Float32Array(0),
+      }),
+    });
+    assert.equal(res.status, 400);
+    assert.match((await res.json()).error.message, /token prefill needs the embedding/);
+
+    const prompt = PROMPTS[0];
+    const want = [...generate(full, prompt, { maxTokens: 30 })];
+    const policy = new FixedPolicy(K, 0, { acceptance: 0.5, maxInFlight: 8 }, "tokens");
+    const opts = { edge: url, modelId: ID, modelDigest, policy, maxTokens: 30 };
+    // The session answer says no: rows at once, and the log says so.
+    const a = routedGenerate(device(K), prompt, opts);
+    assert.deepEqual(await Array.fromAsync(a), want);
+    assert.match(a.decisions()[0].reason, /cannot prefill from token ids: rows instead/);
+    assert.equal(a.decisions()[0].prefill, undefined);
+    // An edge that claims it (a lying or stale answer) and refuses: the rows go after the 4xx.
+    const claiming: typeof fetch = async (input, init) => {
+      const r = await fetch(input, init);
+      if (!String(input).endsWith("/v1/sessions")) return r;
+      const body = { ...await r.json(), tokenPrefill: true };
+      return new Response(JSON.stringify(body), { status: r.status, headers: r.headers });
+    };
+    const b = routedGenerate(device(K), prompt, { ...opts, fetch: claiming });
+    assert.deepEqual(await Array.fromAsync(b), want);
+    assert.match(b.decisions()[0].reason, /the edge refused token prefill: rows instead/);
+    const m = b.metrics();
+    assert.equal(
+      m.edgeFlops,
+      rowsFlops(c, L - K, 0, prompt.length + want.length - 1) + want.length * headFlops(c),
+      "rows: a plain split's edge FLOPs",
+    );
+  });
+});
+
+Deno.test("token prefill: an edge restarted after the prompt is rebuilt by replaying the token ids; identical tokens", async () => {
+  for (const streamed of [true, false]) {
+    const K = 2;
+    const prompt = PROMPTS[0];
+    const want = [...generate(full, prompt, { maxTokens: 30 })];
+    const a = await createEdgeApp(EDGE);
+    const b = await createEdgeApp(EDGE);
+    const sa = serveEdge(a.fetch);
+    const sb = serveEdge(b.fetch);
+    let forwards = 0;
+    let replayedTokens = 0;
+    const proxy = startFaultProxy(sa.url, (req) => {
+      if (new URL(req.url).pathname.endsWith("/forward") && ++forwards === 6) {
+        a.sessions.clear();
+        proxy.retarget(sb.url);
+      }
+      return "pass";
+    });
+    const counting: typeof fetch = (input, init) => {
+      const body = init?.body;
+      if (body instanceof Uint8Array && body.byteLength > 12 && forwards >= 6) {
+        const flags = new DataView(body.buffer, body.byteOffset).getUint16(10, true);
+        if (flags & FLAG_EMBED) replayedTokens++;
+      }
+      return fetch(input, init);
+    };
+    try {
+      const engine = device(K);
+      const session = await createSession({
+        engine,
+        modelId: ID,
+        modelDigest,
+        split: K,
+        edge: proxy.url,
+        timeoutMs: 2000,
+        retryDelayMs: 5,
+        fetch: counting,
+      });
+      const run = streamed
+        ? generateStreamed(session, engine, prompt, { maxTokens: 30, tokenPrefill: true })
+        : generateSpeculative(session, engine, prompt, {
+          maxTokens: 30,
+          policy: "plain",
+          tokenPrefill: true,
+        });
+      assert.deepEqual(await Array.fromAsync(run), want, streamed ? "streamed" : "plain");
+      assert.equal(session.lastPrefill, "tokens");
+      assert.ok(session.stats.recoveries >= 1, `${session.stats.recoveries} recoveries`);
+      assert.ok(replayedTokens >= 1, "the replay resent the prompt as token ids");
+      await session.close();
+    } finally {
+      await proxy.close();
+      await sa.close();
+      await sb.close();
+      a.dispose();
+      b.dispose();
+    }
+  }
+});
