@@ -60,8 +60,9 @@ export interface Proxy {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
 /**
- * Starts a proxy in front of `target` with a profile and a jitter seed. `upScale(path)` makes a
- * request body count as that many bytes per real byte on the uplink (a wider simulated model).
+ * Starts a proxy in front of `target` with a profile and a jitter seed. `upScale(path, head)`
+ * makes a request body count as that many bytes per real byte on the uplink (a wider simulated
+ * model); `head` is the body's first chunk when the body is not streamed.
  * A streamed request body is timed chunk by chunk as it arrives (the uplink is busy from each
  * chunk's arrival), so a body computed while it is sent overlaps compute and transfer.
  */
@@ -69,7 +70,7 @@ export function startProxy(
   target: string,
   p: NetProfile,
   seed: number,
-  upScale: (path: string) => number = () => 1,
+  upScale: (path: string, head?: Uint8Array) => number = () => 1,
 ): Proxy {
   let s = seed >>> 0 || 1;
   const jitter = () => {
@@ -80,7 +81,7 @@ export function startProxy(
   const proxy: Proxy = { url: "", bytesUp: 0, bytesDown: 0, requests: 0, close: async () => {} };
   const handler = async (req: Request): Promise<Response> => {
     const u = new URL(req.url);
-    const scale = upScale(u.pathname);
+    let scale = upScale(u.pathname);
     if (req.body && !req.headers.has("content-length")) {
       return await forward(u, req, relayed(req.body, scale), p.rttMs / 2 + jitter());
     }
@@ -89,6 +90,7 @@ export function startProxy(
     if (req.body && req.method !== "GET" && req.method !== "HEAD") {
       const parts: Uint8Array[] = [];
       for await (const chunk of req.body) {
+        if (parts.length === 0) scale = upScale(u.pathname, chunk);
         parts.push(chunk);
         upClock = Math.max(upClock, performance.now()) +
           1000 * chunk.byteLength * scale / p.upBytesPerSec;

@@ -21,6 +21,13 @@ import { estimatingFetch } from "../runtime/estimating_fetch.ts";
 import type { NetworkEstimator } from "../runtime/router/network.ts";
 import type { ModelProfile } from "../runtime/router/types.ts";
 import { rowBytes } from "../runtime/wire_payload.ts";
+import { FLAG_EMBED } from "../runtime/wire.ts";
+
+/** Whether a frame's first bytes say token prefill (`EMBED`: token ids, no rows). */
+export function isTokenFrame(head: unknown): boolean {
+  return head instanceof Uint8Array && head.byteLength >= 12 &&
+    (new DataView(head.buffer, head.byteOffset, 12).getUint16(10, true) & FLAG_EMBED) !== 0;
+}
 
 /** Simulated compute and width of the model class. */
 export interface PaceSpec {
@@ -73,6 +80,8 @@ function framedRows(head: Uint8Array, size: number): number {
   const headerBytes = v.getUint16(6, true);
   const dtype = (["f32", "f16", "int8"] as const)[v.getUint8(8)] ?? "f32";
   const dim = v.getUint32(16, true), n = v.getUint32(20, true);
+  // Token prefill: n token ids, no rows; they all count once the frame is in.
+  if (isTokenFrame(head)) return size >= headerBytes + 4 * n ? n : 0;
   const lead = headerBytes + (v.getUint16(10, true) & 2 ? 4 * n : 0);
   // int8's scales lead its rows: its rows count only once the whole frame is in.
   if (dtype === "int8") return size >= lead + n * rowBytes("int8", dim) ? n : 0;
@@ -112,8 +121,9 @@ export function pacedEdge(
           const have = head.byteLength >= 32 ? framedRows(head, size) : 0;
           if (have > ran) {
             const v = new DataView(head.buffer);
-            due = Math.max(due, performance.now()) +
-              paceMs(p, have - ran, L - v.getUint32(12, true), L);
+            // Token prefill runs the whole model: [0, K) as well as [K, L).
+            const layers = isTokenFrame(head) ? L : L - v.getUint32(12, true);
+            due = Math.max(due, performance.now()) + paceMs(p, have - ran, layers, L);
             ran = have;
             trace?.(`edge got rows → ${have}, pass done at +${(due - t0).toFixed(0)}`, have);
           }
@@ -166,7 +176,8 @@ export function pacedEdge(
 export class PacedEngine implements Engine {
   readonly #e: Engine;
   readonly #p: PaceSpec;
-  #debt = 0;
+  /** When the simulated device is done with what it was given (0: nothing owed). */
+  #free = 0;
   /** Name. */
   readonly name: string;
   /** Model config. */
@@ -181,10 +192,13 @@ export class PacedEngine implements Engine {
     this.config = e.config;
     this.parts = e.parts;
   }
-  /** Takes (and clears) the compute time owed, ms. */
+  /**
+   * Takes (and clears) the compute time still owed, ms: the simulated device computes from
+   * when work is given to it, so work given while it waited on the network is partly done.
+   */
   takeDebt(): number {
-    const d = this.#debt;
-    this.#debt = 0;
+    const d = this.#free > 0 ? Math.max(0, this.#free - performance.now()) : 0;
+    this.#free = 0;
     return d;
   }
   createCache(layers?: readonly [number, number]): KVCache {
@@ -198,11 +212,8 @@ export class PacedEngine implements Engine {
     // runs inside its pace): only what the real forward did not already take is owed.
     const t0 = performance.now();
     const out = this.#e.forward(cache, x, pos, from, to);
-    const real = performance.now() - t0;
-    this.#debt += Math.max(
-      0,
-      paceMs(this.#p, x.length / this.config.dim, to - from, this.config.nLayers) - real,
-    );
+    this.#free = Math.max(this.#free, t0) +
+      paceMs(this.#p, x.length / this.config.dim, to - from, this.config.nLayers);
     return out;
   }
   head(x: Float32Array): Float32Array {
@@ -228,7 +239,8 @@ export function pacedFetch(engine: PacedEngine, inner: typeof fetch): typeof fet
       );
       return await inner(input, { ...init, body: paid });
     }
-    await sleep(engine.takeDebt());
+    // A token prefill frame goes at once: the device computes its [0, K) meanwhile.
+    if (!isTokenFrame(body)) await sleep(engine.takeDebt());
     return await inner(input, init);
   };
 }
@@ -236,7 +248,7 @@ export function pacedFetch(engine: PacedEngine, inner: typeof fetch): typeof fet
 /**
  * Feeds `estimator` from each completed request (the library's `estimatingFetch`, which skips
  * streamed uploads and generation streams), counting frame bytes at the simulated width:
- * `scale` per real byte on `/forward`.
+ * `scale` per real byte on `/forward` (token ids are the same size at any width).
  */
 export function scaledEstimatingFetch(
   estimator: NetworkEstimator,
@@ -244,6 +256,7 @@ export function scaledEstimatingFetch(
   scale: number,
 ): typeof fetch {
   return estimatingFetch(estimator, inner, {
-    bytesUp: (url, raw) => (new URL(url).pathname.endsWith("/forward") ? raw * scale : raw),
+    bytesUp: (url, raw, body) =>
+      new URL(url).pathname.endsWith("/forward") && !isTokenFrame(body) ? raw * scale : raw,
   });
 }

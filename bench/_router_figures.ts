@@ -87,7 +87,8 @@ export function summarize(r: StrategyRun): Summary {
     frames += x.frames;
     trips += x.decodeTrips;
     if (x.decodeTrips > 0) decoded += Math.max(0, x.tokens.length - 1);
-    const key = x.route === "cloud" ? "cloud" : x.route === "local" ? "local" : `K${x.split}`;
+    const ids = x.decision?.prefill === "tokens" ? "+ids" : ""; // token prefill (wire 1.2)
+    const key = x.route === "cloud" ? "cloud" : x.route === "local" ? "local" : `K${x.split}${ids}`;
     routes.set(key, (routes.get(key) ?? 0) + 1);
   }
   const tps = o.map((x) =>

@@ -139,7 +139,10 @@ drafts stop-and-wait (≤ 6 rows a frame, one round trip each); "split 4 + strea
 drafts (wire 1.1: every row its own request as soon as it is computed, ≤ ${r.streamProfile.maxInFlight}
 in flight; the edge computes only rows on its verified branch). "trips/token" counts requests;
 "tokens/trip" counts decode tokens per round trip waited for (a streamed row sent while others
-are in flight overlaps them); "tokens/RTT" is tokens/s p50 × the link's RTT.
+are in flight overlaps them); "tokens/RTT" is tokens/s p50 × the link's RTT. The router may send
+a prompt as token ids (token prefill, wire 1.2: the edge runs the whole model over the prompt, the
+device its own [0, 4) meanwhile) when the row prefill would miss the TTFT limit: "K4+ids" in
+"routes"; the prompt's extra edge FLOPs count in "cloud FLOPs".
 
 Two compute variants:
 

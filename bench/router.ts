@@ -52,6 +52,7 @@ import {
 } from "./_router_workload.ts";
 import { type WireAgreement, wireAgreement } from "./_router_wire.ts";
 import {
+  isTokenFrame,
   measuredPace,
   pacedEdge,
   PacedEngine,
@@ -280,7 +281,9 @@ export async function run(args: string[]): Promise<void> {
       // Prompt rows batch (one read of the weights per pass): the paced class's prefill rate.
       const prefillRate = p ? tokenFlops / (p.prefillMs / 1000) : undefined;
       const routed = p ? scaledPolicy(policy, scale) : policy;
-      const upScale = (path: string) => (path.endsWith("/forward") ? scale : 1);
+      // Token ids (token prefill) are the same size at any width: only rows scale.
+      const upScale = (path: string, head?: Uint8Array) =>
+        path.endsWith("/forward") && !isTokenFrame(head) ? scale : 1;
       try {
         for (const net of Object.values(PROFILES)) {
           const concurrency = net.rttMs < 10 ? 1 : net.rttMs < 100 ? 2 : jobs.length;
