@@ -78,6 +78,7 @@ export {
   type SessionStats,
   type SplitGenerateOptions,
   SplitSession,
+  type StreamPort,
 } from "./runtime/session.ts";
 export {
   EdgeClient,
