@@ -4,12 +4,8 @@
 // arriving out of order are held and run in sequence order; lost requests and a restarted edge
 // recover with identical tokens; malformed stream frames get a 4xx.
 import assert from "node:assert/strict";
-import { parseLlama2c } from "../runtime/formats/llama2c.ts";
-import { parseLlama2cTokenizer } from "../runtime/tokenizer/llama2c.ts";
-import { RefEngine } from "../runtime/forward.ts";
 import { generate } from "../runtime/generate.ts";
-import { cutModel } from "../runtime/shard.ts";
-import { digestModel, hexToBytes } from "../runtime/digest.ts";
+import { hexToBytes } from "../runtime/digest.ts";
 import { createSession } from "../runtime/session.ts";
 import { rowsFlops } from "../runtime/cost.ts";
 import { headFlops } from "../runtime/model.ts";
@@ -22,21 +18,10 @@ import { createEdgeApp, type EdgeOptions } from "../edge/app.ts";
 import { serveEdge } from "../edge/hosts/deno.ts";
 import { withEdge } from "./_edge.ts";
 import { startFaultProxy } from "./_fault_proxy.ts";
+import { device, EDGE, full, ID, model, modelDigest, PROMPTS } from "./_stories.ts";
 
-const DIR = new URL("../../shared/models/stories260K/", import.meta.url);
-const model = parseLlama2c(await Deno.readFile(new URL("stories260K.bin", DIR)));
-const tok = parseLlama2cTokenizer(await Deno.readFile(new URL("tok512.bin", DIR)), 512);
-const modelDigest = (await digestModel(model)).modelDigest!;
 const c = model.config;
 const L = c.nLayers;
-const ID = "stories260K";
-const full = new RefEngine(model);
-const PROMPTS = [tok.encode("Once upon a time, there was a dog"), tok.encode("Tom and Sue went")];
-const EDGE: EdgeOptions = { models: [{ id: ID, model }] };
-
-function device(K: number): RefEngine {
-  return new RefEngine(cutModel(model, { layers: [0, K], embed: true, head: true }));
-}
 
 async function stream(
   url: string,
