@@ -108,17 +108,7 @@ export class SessionTransport {
       streamed?.finish();
       return this.#history.frame(this.header(from, flags, "f32"), from, to, tokens);
     };
-    for (let recoveries = 0;; recoveries++) {
-      try {
-        return await this.post(frame, to - from, flags, from);
-      } catch (e) {
-        if (
-          !(e instanceof TandemError && e.code === "session_not_found") ||
-          recoveries >= this.#o.maxRecoveries
-        ) throw e;
-        await this.recover(from);
-      }
-    }
+    return await this.#recovering(from, () => this.post(frame, to - from, flags, from));
   }
 
   /**
@@ -127,14 +117,23 @@ export class SessionTransport {
    * On a lost session rebuilds it by replay first, like {@linkcode send}.
    */
   async sendTokens(from: number, to: number): Promise<Reply> {
+    return await this.#recovering(from, () =>
+      this.post(
+        () => this.#history.tokenFrame(this.header(from, 0, "f32"), from, to),
+        to - from,
+        FLAG_EMBED,
+        from,
+      ));
+  }
+
+  /**
+   * Runs `attempt`; when the edge lost the session, rebuilds it by replaying [0, from) and tries
+   * again, at most `maxRecoveries` times.
+   */
+  async #recovering(from: number, attempt: () => Promise<Reply>): Promise<Reply> {
     for (let recoveries = 0;; recoveries++) {
       try {
-        return await this.post(
-          () => this.#history.tokenFrame(this.header(from, 0, "f32"), from, to),
-          to - from,
-          FLAG_EMBED,
-          from,
-        );
+        return await attempt();
       } catch (e) {
         if (
           !(e instanceof TandemError && e.code === "session_not_found") ||
