@@ -39,14 +39,7 @@ export async function readBytes(request: Request, limit: number): Promise<Uint8A
   let size = 0;
   const reader = request.body.getReader();
   while (true) {
-    let chunk: ReadableStreamReadResult<Uint8Array>;
-    try {
-      chunk = await reader.read();
-    } catch {
-      // The client went away (or broke the connection) mid-body: its fault, not a bug.
-      throw new TandemError("bad_request", "Cannot read request: the body ended early");
-    }
-    const { done, value } = chunk;
+    const { done, value } = await readChunk(reader);
     if (done) break;
     size += value.byteLength;
     if (size > limit) {
@@ -63,6 +56,27 @@ export async function readBytes(request: Request, limit: number): Promise<Uint8A
     off += c.byteLength;
   }
   return out;
+}
+
+/**
+ * The next chunk of a request body; throws `bad_request` when the client went away (or broke
+ * the connection) mid-body: its fault, not a bug.
+ *
+ * @example
+ * ```ts
+ * import { readChunk } from "./body.ts";
+ * declare const request: Request;
+ * const { done, value } = await readChunk(request.body!.getReader());
+ * ```
+ */
+export async function readChunk(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+): Promise<ReadableStreamReadResult<Uint8Array>> {
+  try {
+    return await reader.read();
+  } catch {
+    throw new TandemError("bad_request", "Cannot read request: the body ended early");
+  }
 }
 
 /**

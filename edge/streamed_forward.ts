@@ -24,7 +24,7 @@ import { TandemError } from "../runtime/errors.ts";
 import { decodeFrame, type DecodeLimits, FIXED_HEADER_BYTES, type Frame } from "../runtime/wire.ts";
 import { decodeRows, rowBytes } from "../runtime/wire_payload.ts";
 import { checkFrame, type EdgeSession } from "./split_forward.ts";
-import { readBytes } from "./body.ts";
+import { readBytes, readChunk } from "./body.ts";
 
 const LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const running = new WeakSet<EdgeSession>();
@@ -94,12 +94,7 @@ export async function readFrameRunning(
   const reader = request.body.getReader();
   try {
     while (true) {
-      let chunk: ReadableStreamReadResult<Uint8Array>;
-      try {
-        chunk = await reader.read();
-      } catch {
-        throw new TandemError("bad_request", "Cannot read request: the body ended early");
-      }
+      const chunk = await readChunk(reader);
       if (chunk.done) break;
       const value = chunk.value;
       if (size + value.byteLength > limit) {
