@@ -14,7 +14,7 @@ import { PROFILES } from "./_netsim.ts";
 import type { PaceSpec } from "./_pace.ts";
 import { fmt, printTable } from "./_results.ts";
 import type { Outcome } from "./_router_runs.ts";
-import { routerReadme } from "./_router_report.ts";
+import { routerReadme, summaryCells } from "./_router_report.ts";
 import type { WireAgreement } from "./_router_wire.ts";
 import { agreement, type CalibrationRow, type Job } from "./_router_workload.ts";
 import { scatterSvg } from "./_svg.ts";
@@ -164,21 +164,7 @@ export async function routerFigures(r: RouterRun): Promise<void> {
       "agreement",
       "routes",
     ],
-    ...rows.map((s) => [
-      s.variant,
-      s.profile,
-      s.strategy,
-      `${s.cloudPct.toFixed(1)}%`,
-      `${fmt(s.ttftP50)} / ${fmt(s.ttftP95)}`,
-      `${fmt(s.totalP50)} / ${fmt(s.totalP95)}`,
-      fmt(s.tokensPerSecP50),
-      fmt(s.bytesPerToken),
-      fmt(s.tripsPerToken),
-      s.tokensPerTrip ? fmt(s.tokensPerTrip) : "",
-      fmt(s.tokensPerRtt),
-      `${s.agreementPct.toFixed(2)}%`,
-      s.routes,
-    ]),
+    ...rows.map((s) => [s.variant, ...summaryCells(s)]),
   ]);
   const t = { ...DEFAULT_THRESHOLDS, ...r.thresholds };
   const targets: Target[] = [];

@@ -37,6 +37,24 @@ export interface RouterReport {
 const off = (x: number) => (x > 1 ? "off" : String(x));
 const yes = (b: boolean) => (b ? "yes" : "**no**");
 
+/** One strategy run's table cells, from the profile on (both the console and README tables). */
+export function summaryCells(s: Summary): string[] {
+  return [
+    s.profile,
+    s.strategy,
+    `${s.cloudPct.toFixed(1)}%`,
+    `${fmt(s.ttftP50)} / ${fmt(s.ttftP95)}`,
+    `${fmt(s.totalP50)} / ${fmt(s.totalP95)}`,
+    fmt(s.tokensPerSecP50),
+    fmt(s.bytesPerToken),
+    fmt(s.tripsPerToken),
+    s.tokensPerTrip ? fmt(s.tokensPerTrip) : "",
+    fmt(s.tokensPerRtt),
+    `${s.agreementPct.toFixed(2)}%`,
+    s.routes,
+  ];
+}
+
 /** Rewrites the `router` section of bench/README.md. */
 export async function routerReadme(r: RouterReport): Promise<void> {
   const t = r.thresholds;
@@ -61,20 +79,7 @@ export async function routerReadme(r: RouterReport): Promise<void> {
         "agreement",
         "routes",
       ],
-      ...r.rows.filter((s) => s.variant === variant).map((s) => [
-        s.profile,
-        s.strategy,
-        `${s.cloudPct.toFixed(1)}%`,
-        `${fmt(s.ttftP50)} / ${fmt(s.ttftP95)}`,
-        `${fmt(s.totalP50)} / ${fmt(s.totalP95)}`,
-        fmt(s.tokensPerSecP50),
-        fmt(s.bytesPerToken),
-        fmt(s.tripsPerToken),
-        s.tokensPerTrip ? fmt(s.tokensPerTrip) : "",
-        fmt(s.tokensPerRtt),
-        `${s.agreementPct.toFixed(2)}%`,
-        s.routes,
-      ]),
+      ...r.rows.filter((s) => s.variant === variant).map(summaryCells),
     ]);
   const conn = r.connClose;
   const connSection = !conn ? "" : `
