@@ -62,7 +62,7 @@ import {
   scaledEstimatingFetch,
 } from "./_pace.ts";
 import { type Outcome, runCloud, runRouted } from "./_router_runs.ts";
-import { routerFigures, type StrategyRun } from "./_router_figures.ts";
+import { routerFigures, type RouterRun, type StrategyRun } from "./_router_figures.ts";
 import { measureConnectionClose, streamFrameBytes } from "./_conn_close.ts";
 
 const DIR = new URL("../../shared/models/stories260K/", import.meta.url);
@@ -255,16 +255,7 @@ export async function run(args: string[]): Promise<void> {
   const edge = await createEdgeApp({ models: [{ id: ID, model, tokenizer: tok }] });
   const profile = modelProfile(c);
   const runs: StrategyRun[] = [];
-  const modelled: {
-    variant: string;
-    profile: string;
-    split: number;
-    drafting: boolean;
-    streamed: boolean;
-    tokensPerSec: number;
-    cloudShare: number;
-    totalMs: number;
-  }[] = [];
+  const modelled: RouterRun["modelled"] = [];
   let seed = 1;
   try {
     for (const variant of variants) {
