@@ -16,7 +16,7 @@ import { routedGenerate } from "../runtime/routed.ts";
 import { encodeFrame, FLAG_STREAM, FLAG_TOKENS } from "../runtime/wire.ts";
 import { createEdgeApp, type EdgeOptions } from "../edge/app.ts";
 import { serveEdge } from "../edge/hosts/deno.ts";
-import { withEdge } from "./_edge.ts";
+import { withEdge, withRestartingEdge } from "./_edge.ts";
 import { startFaultProxy } from "./_fault_proxy.ts";
 import { device, EDGE, full, ID, model, modelDigest, PROMPTS } from "./_stories.ts";
 
@@ -265,30 +265,14 @@ Deno.test("draft streaming: the edge restarted mid-stream is rebuilt by replay; 
   const K = 3;
   const prompt = PROMPTS[0];
   const want = [...generate(full, prompt, { maxTokens: 50 })];
-  const a = await createEdgeApp(EDGE);
-  const b = await createEdgeApp(EDGE);
-  const sa = serveEdge(a.fetch);
-  const sb = serveEdge(b.fetch);
-  let forwards = 0;
-  const proxy = startFaultProxy(sa.url, (req) => {
-    if (new URL(req.url).pathname.endsWith("/forward") && ++forwards === 12) {
-      a.sessions.clear(); // edge A "restarts": every session it held is gone …
-      proxy.retarget(sb.url); // … and the device now reaches edge B
-    }
-    return "pass";
-  });
-  try {
-    const { tokens, stats } = await stream(proxy.url, K, prompt, 50, { timeoutMs: 2000 });
+  // Edge A "restarts" at the 12th forward (every session it held is gone) and the device
+  // reaches edge B from then on.
+  await withRestartingEdge(EDGE, 12, async (url) => {
+    const { tokens, stats } = await stream(url, K, prompt, 50, { timeoutMs: 2000 });
     assert.deepEqual(tokens, want);
     assert.ok(stats.recoveries >= 1, `${stats.recoveries} recoveries`);
     assert.ok(stats.replayedRows >= prompt.length - 1, `${stats.replayedRows} rows replayed`);
-  } finally {
-    await proxy.close();
-    await sa.close();
-    await sb.close();
-    a.dispose();
-    b.dispose();
-  }
+  });
 });
 
 Deno.test("routedGenerate: a streaming decision streams drafts; the log and metrics say so", async () => {

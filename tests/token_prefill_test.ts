@@ -17,10 +17,8 @@ import { parsePrometheus } from "../runtime/router/prometheus.ts";
 import { FixedPolicy } from "../runtime/router/policy.ts";
 import { routedGenerate } from "../runtime/routed.ts";
 import { decodeFrame, encodeFrame, FLAG_EMBED } from "../runtime/wire.ts";
-import { createEdgeApp, type EdgeOptions } from "../edge/app.ts";
-import { serveEdge } from "../edge/hosts/deno.ts";
-import { withEdge } from "./_edge.ts";
-import { startFaultProxy } from "./_fault_proxy.ts";
+import type { EdgeOptions } from "../edge/app.ts";
+import { withEdge, withRestartingEdge } from "./_edge.ts";
 import { device, EDGE, full, ID, model, modelDigest, PROMPTS } from "./_stories.ts";
 
 const c = model.config;
@@ -153,35 +151,23 @@ Deno.test("token prefill: an edge restarted after the prompt is rebuilt by repla
     const K = 2;
     const prompt = PROMPTS[0];
     const want = [...generate(full, prompt, { maxTokens: 30 })];
-    const a = await createEdgeApp(EDGE);
-    const b = await createEdgeApp(EDGE);
-    const sa = serveEdge(a.fetch);
-    const sb = serveEdge(b.fetch);
-    let forwards = 0;
     let replayedTokens = 0;
-    const proxy = startFaultProxy(sa.url, (req) => {
-      if (new URL(req.url).pathname.endsWith("/forward") && ++forwards === 6) {
-        a.sessions.clear();
-        proxy.retarget(sb.url);
-      }
-      return "pass";
-    });
-    const counting: typeof fetch = (input, init) => {
-      const body = init?.body;
-      if (body instanceof Uint8Array && body.byteLength > 12 && forwards >= 6) {
-        const flags = new DataView(body.buffer, body.byteOffset).getUint16(10, true);
-        if (flags & FLAG_EMBED) replayedTokens++;
-      }
-      return fetch(input, init);
-    };
-    try {
+    await withRestartingEdge(EDGE, 6, async (url, forwards) => {
+      const counting: typeof fetch = (input, init) => {
+        const body = init?.body;
+        if (body instanceof Uint8Array && body.byteLength > 12 && forwards() >= 6) {
+          const flags = new DataView(body.buffer, body.byteOffset).getUint16(10, true);
+          if (flags & FLAG_EMBED) replayedTokens++;
+        }
+        return fetch(input, init);
+      };
       const engine = device(K);
       const session = await createSession({
         engine,
         modelId: ID,
         modelDigest,
         split: K,
-        edge: proxy.url,
+        edge: url,
         timeoutMs: 2000,
         retryDelayMs: 5,
         fetch: counting,
@@ -198,12 +184,6 @@ Deno.test("token prefill: an edge restarted after the prompt is rebuilt by repla
       assert.ok(session.stats.recoveries >= 1, `${session.stats.recoveries} recoveries`);
       assert.ok(replayedTokens >= 1, "the replay resent the prompt as token ids");
       await session.close();
-    } finally {
-      await proxy.close();
-      await sa.close();
-      await sb.close();
-      a.dispose();
-      b.dispose();
-    }
+    });
   }
 });
