@@ -42,6 +42,23 @@ export function env(name: string): string | undefined {
   }
 }
 
+/** Bytes [start, end) of a file (fewer if it ends first); file system errors pass through. */
+async function readFileRange(path: string, start: number, end: number): Promise<Uint8Array> {
+  const out = new Uint8Array(Math.max(0, end - start));
+  let got = 0;
+  const file = await open(path, "r");
+  try {
+    while (got < out.byteLength) {
+      const { bytesRead } = await file.read(out, got, out.byteLength - got, start + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+  } finally {
+    await file.close();
+  }
+  return out.subarray(0, got);
+}
+
 /**
  * A local directory as a FileSource.
  *
@@ -88,27 +105,17 @@ export class DirSource implements FileSource {
   /** Reads bytes [start, end) of a file (fewer if it ends first). */
   async readRange(path: string, start: number, end: number): Promise<Uint8Array> {
     const full = this.describe(path);
-    const out = new Uint8Array(Math.max(0, end - start));
-    let got = 0;
+    let bytes: Uint8Array;
     try {
-      const file = await open(full, "r");
-      try {
-        while (got < out.byteLength) {
-          const { bytesRead } = await file.read(out, got, out.byteLength - got, start + got);
-          if (bytesRead === 0) break;
-          got += bytesRead;
-        }
-      } finally {
-        await file.close();
-      }
+      bytes = await readFileRange(full, start, end);
     } catch (e) {
       if (code(e) === "ENOENT") {
         throw new TandemError("not_found", `Cannot load ${full}: no such file`);
       }
       throw new TandemError("bad_model", `Cannot load ${full}: ${(e as Error).message}`);
     }
-    this.#onProgress?.(got, out.byteLength, path);
-    return out.subarray(0, got);
+    this.#onProgress?.(bytes.byteLength, Math.max(0, end - start), path);
+    return bytes;
   }
 
   /** Whether a regular file exists at `path`. */
@@ -165,6 +172,16 @@ export class DiskCache implements FileCache {
   async get(key: string): Promise<Uint8Array | undefined> {
     try {
       return new Uint8Array(await readFile(this.#path(key)));
+    } catch (e) {
+      if (code(e) === "ENOENT") return undefined;
+      throw e;
+    }
+  }
+
+  /** Bytes [start, end) of the cached value (fewer if it ends first), or undefined. */
+  async getRange(key: string, start: number, end: number): Promise<Uint8Array | undefined> {
+    try {
+      return await readFileRange(this.#path(key), start, end);
     } catch (e) {
       if (code(e) === "ENOENT") return undefined;
       throw e;

@@ -149,10 +149,11 @@ export class HubSource implements FileSource {
     const snap = await this.#resolve();
     const key = snap.keys + path;
     const cache = this.#options.cache;
-    const whole = await cache?.get(key);
-    if (whole) {
-      return whole.subarray(Math.min(start, whole.byteLength), Math.min(end, whole.byteLength));
-    }
+    // The whole file cached: read only the range from it.
+    const cached = cache?.getRange
+      ? await cache.getRange(key, start, end)
+      : (await cache?.get(key))?.subarray(start, end);
+    if (cached) return cached;
     const rangeKey = `${key}#${start}-${end}`;
     const hit = await cache?.get(rangeKey);
     if (hit) return hit;

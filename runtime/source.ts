@@ -34,6 +34,8 @@ export interface FileSource {
 export interface FileCache {
   /** The bytes stored under `key`, or undefined. */
   get(key: string): Promise<Uint8Array | undefined>;
+  /** Bytes [start, end) stored under `key` (fewer if it ends first), or undefined; optional. */
+  getRange?(key: string, start: number, end: number): Promise<Uint8Array | undefined>;
   /** Whether something is stored under `key` (without reading it). */
   has(key: string): Promise<boolean>;
   /** Stores bytes under `key` (atomically: a reader never sees half a file). */

@@ -127,6 +127,11 @@ Deno.test("ranged: local files, HTTP with and without range support, and the hub
       "not_found",
       /offline: not in the cache/,
     );
+    await loadHfFolder(hub(), {}); // a full load caches the whole file …
+    const whole = ranges.length;
+    const later = await loadHfFolder(offline, { parts: { layers: [3, 4] } });
+    assertSameTensors(later.model, MODEL); // … which then serves any partial load's ranges
+    assert.equal(ranges.length, whole);
   } finally {
     await server.shutdown();
     await Deno.remove(dir, { recursive: true });
