@@ -70,6 +70,7 @@ export class HttpSource implements FileSource {
   readonly #fetch: typeof fetch;
   readonly #headers: Record<string, string>;
   readonly #onProgress?: ProgressFn;
+  #whole?: { path: string; bytes: Uint8Array }; // a file a server sent whole for a range
 
   /** Creates a source for files under `baseUrl` (a trailing slash is added if missing). */
   constructor(baseUrl: string, options: HttpSourceOptions = {}) {
@@ -91,9 +92,14 @@ export class HttpSource implements FileSource {
     return await this.#body(res, path);
   }
 
-  /** Downloads bytes [start, end) with a range request (a server that ignores it costs the whole file). */
+  /**
+   * Downloads bytes [start, end) with a range request. A server that ignores it sends the whole
+   * file, which is then kept and serves the next ranges of the same file without downloading
+   * it again (one file at a time).
+   */
   async readRange(path: string, start: number, end: number): Promise<Uint8Array> {
     if (end <= start) return new Uint8Array(0);
+    if (this.#whole?.path === path) return this.#whole.bytes.subarray(start, end);
     const res = await this.#request(path, "GET", { Range: `bytes=${start}-${end - 1}` });
     if (res.status === 416) {
       await res.body?.cancel();
@@ -102,7 +108,8 @@ export class HttpSource implements FileSource {
     if (!res.ok) await failFor(res, path, this.describe(path));
     const bytes = await this.#body(res, path);
     if (res.status === 206) return bytes.subarray(0, end - start);
-    return bytes.subarray(Math.min(start, bytes.byteLength), Math.min(end, bytes.byteLength));
+    this.#whole = { path, bytes };
+    return bytes.subarray(start, end);
   }
 
   async #body(res: Response, path: string): Promise<Uint8Array> {

@@ -84,6 +84,7 @@ Deno.test("ranged: local files, HTTP with and without range support, and the hub
   const dir = await Deno.makeTempDir({ prefix: "tandem-ranged-" });
   const ranges: string[] = [];
   let honour = true;
+  const wholeGets: string[] = [];
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
     const path = new URL(req.url).pathname;
     if (path.startsWith("/api/")) return Response.json({ sha: "c".repeat(40) });
@@ -99,6 +100,7 @@ Deno.test("ranged: local files, HTTP with and without range support, and the hub
         headers: { "content-range": `bytes ${a}-${b}/${file.byteLength}` },
       });
     }
+    if (req.method === "GET") wholeGets.push(path);
     return new Response(req.method === "HEAD" ? null : file.slice());
   });
   const base = `http://127.0.0.1:${server.addr.port}/m/`;
@@ -112,6 +114,11 @@ Deno.test("ranged: local files, HTTP with and without range support, and the hub
     assert.ok(ranges.length >= 3, ranges.join(" "));
     honour = false; // a server that ignores Range: the same tensors, from whole answers
     assertSameTensors((await loadHfFolder(new HttpSource(base), { parts })).model, MODEL);
+    assert.equal(
+      wholeGets.filter((p) => p.endsWith("model.safetensors")).length,
+      1,
+      "the whole file is downloaded once, not once per range",
+    );
 
     honour = true;
     const cache = new DiskCache(`${dir}/cache`);
