@@ -33,7 +33,13 @@ import { check, TandemError } from "../runtime/errors.ts";
 import { FLAG_NO_REPLY, FLAG_TOKENS, type Frame } from "../runtime/wire.ts";
 import { encodeReplyLine, logprobs, type ReplyToken } from "../runtime/wire_reply.ts";
 import { fingerprint } from "./retry_guard.ts";
-import { checkFrameIdentity, type EdgeSession, pickToken } from "./split_forward.ts";
+import {
+  checkFrameIdentity,
+  type EdgeSession,
+  endTokenPrefill,
+  heldBytes,
+  pickToken,
+} from "./split_forward.ts";
 
 /** Bounds of the per-session reordering. */
 export interface StreamLimits {
@@ -80,6 +86,7 @@ export function runStreamRow(s: EdgeSession, f: Frame): string {
   const token = f.tokens![0];
   let line = "";
   if (f.pos === s.length && s.next !== undefined && token === s.next) {
+    endTokenPrefill(s);
     const h = engine.forward(s.cache, f.rows, f.pos, s.split, config.nLayers); // [1, dim]
     const logits = engine.head(h); // [vocab]
     const next = pickToken(logits, 0, config.vocabSize, s.sampling, f.pos);
@@ -88,7 +95,7 @@ export function runStreamRow(s: EdgeSession, f: Frame): string {
     line = encodeReplyLine(t);
     s.length = f.pos + 1;
     s.next = next;
-    s.bytes = s.cache.bytes;
+    s.bytes = heldBytes(s);
     const edgeMs = performance.now() - t0;
     return line +
       encodeReplyLine({ done: true, seq: f.seq, accepted: 1, length: s.length, edgeMs });

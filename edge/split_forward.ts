@@ -241,7 +241,7 @@ export function runFrame(
   const ran = early && !(flags & (FLAG_TOKENS | FLAG_EMBED)) &&
     early.hidden.length === f.rows.length;
   const input = flags & FLAG_EMBED ? embedPrefix(s, f) : f.rows;
-  if (!(flags & FLAG_EMBED)) s.lower = undefined; // token prefill is over: free [0, K)'s KV
+  if (!(flags & FLAG_EMBED)) endTokenPrefill(s);
   const h = ran ? early.hidden : engine.forward(s.cache, input, f.pos, s.split, nLayers);
   const tokens: ReplyToken[] = [];
   let accepted = 0;
@@ -261,13 +261,23 @@ export function runFrame(
   }
   s.length = f.pos + (flags & FLAG_TOKENS && !(flags & FLAG_NO_REPLY) ? accepted + 1 : n);
   s.next = tokens.length > 0 ? tokens[tokens.length - 1].token : undefined;
-  s.bytes = s.cache.bytes + (s.lower?.cache.bytes ?? 0);
+  s.bytes = heldBytes(s);
   s.nextSeq = f.seq + 1;
   const edgeMs = performance.now() - t0 + (ran ? early.ms : 0);
   const done = { done: true as const, seq: f.seq, accepted, length: s.length, edgeMs };
   const body = tokens.map(encodeReplyLine).join("") + encodeReplyLine(done);
   s.lastAnswer = { seq: f.seq, body };
   return body;
+}
+
+/** Rows at the split end a token prefill: frees the edge's [0, K) KV that served it. */
+export function endTokenPrefill(s: EdgeSession): void {
+  s.lower = undefined;
+}
+
+/** The KV bytes a session holds, as charged against the edge's budget. */
+export function heldBytes(s: EdgeSession): number {
+  return s.cache.bytes + (s.lower?.cache.bytes ?? 0);
 }
 
 /**

@@ -17,7 +17,8 @@ import { parsePrometheus } from "../runtime/router/prometheus.ts";
 import { FixedPolicy } from "../runtime/router/policy.ts";
 import { routedGenerate } from "../runtime/routed.ts";
 import { decodeFrame, encodeFrame, FLAG_EMBED } from "../runtime/wire.ts";
-import type { EdgeOptions } from "../edge/app.ts";
+import { createEdgeApp, type EdgeOptions } from "../edge/app.ts";
+import { serveEdge } from "../edge/hosts/deno.ts";
 import { withEdge, withRestartingEdge } from "./_edge.ts";
 import { device, EDGE, full, ID, model, modelDigest, PROMPTS } from "./_stories.ts";
 
@@ -87,6 +88,35 @@ Deno.test("token prefill + draft streaming / plain split: the whole model's toke
       }
     }
   });
+});
+
+Deno.test("token prefill then draft streaming: the stream's first row frees the edge's [0, K) KV and the budget sees it", async () => {
+  const K = 3;
+  const edge = await createEdgeApp(EDGE);
+  const server = serveEdge(edge.fetch);
+  try {
+    const engine = device(K);
+    const session = await createSession({
+      engine,
+      modelId: ID,
+      modelDigest,
+      split: K,
+      edge: server.url,
+    });
+    const run = generateStreamed(session, engine, PROMPTS[0], {
+      maxTokens: 20,
+      tokenPrefill: true,
+    });
+    assert.equal((await Array.fromAsync(run)).length, 20);
+    assert.equal(session.lastPrefill, "tokens");
+    const held = edge.sessions.get(session.id);
+    assert.equal(held.lower, undefined, "the token prefill's [0, K) cache is freed");
+    assert.equal(held.bytes, held.cache.bytes, "the session is charged what it holds");
+    await session.close();
+  } finally {
+    await server.close();
+    edge.dispose();
+  }
 });
 
 Deno.test("token prefill: an edge shard without [0, K) refuses with 4xx; the router falls back to rows", async () => {
