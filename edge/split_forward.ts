@@ -287,11 +287,6 @@ export function heldBytes(s: EdgeSession): number {
 function embedPrefix(s: EdgeSession, f: Frame): Float32Array {
   const problem = tokenPrefillProblem(s.model);
   if (problem) throw new TandemError("bad_request", `Cannot prefill from token ids: ${problem}`);
-  check(
-    !((f.flags ?? 0) & FLAG_TOKENS),
-    "bad_frame",
-    "Cannot prefill from token ids: flags EMBED and TOKENS exclude each other",
-  );
   const { engine, config } = s.model;
   const tokens = f.tokens!;
   for (const t of tokens) {

@@ -277,8 +277,14 @@ export function decodeFrame(bytes: Uint8Array, limits: DecodeLimits = {}): Frame
   );
   check(dim <= maxDim, "too_large", () => `Cannot decode frame: dim ${dim}, at most ${maxDim}`);
   const embed = (flags & FLAG_EMBED) !== 0;
+  if (embed && flags & (FLAG_TOKENS | FLAG_STREAM)) {
+    fail("flag EMBED (token ids, no rows) excludes TOKENS and STREAM");
+  }
   const tokenBytes = flags & (FLAG_TOKENS | FLAG_EMBED) ? 4 * n : 0;
   const need = headerBytes + tokenBytes + (embed ? 0 : n * rowBytes(dtype, dim));
+  if (embed && need !== bytes.byteLength) {
+    fail(`header says ${n} token ids (${need} bytes), the frame holds ${bytes.byteLength} bytes`);
+  }
   if (need !== bytes.byteLength) {
     const have = Math.floor((bytes.byteLength - headerBytes - tokenBytes) / rowBytes(dtype, dim));
     fail(

@@ -16,7 +16,8 @@ import { generateSpeculative } from "../runtime/speculate_session.ts";
 import { parsePrometheus } from "../runtime/router/prometheus.ts";
 import { FixedPolicy } from "../runtime/router/policy.ts";
 import { routedGenerate } from "../runtime/routed.ts";
-import { decodeFrame, encodeFrame, FLAG_EMBED } from "../runtime/wire.ts";
+import { decodeFrame, encodeFrame, FLAG_EMBED, FLAG_STREAM, FLAG_TOKENS } from "../runtime/wire.ts";
+import { TandemError } from "../runtime/errors.ts";
 import { createEdgeApp, type EdgeOptions } from "../edge/app.ts";
 import { serveEdge } from "../edge/hosts/deno.ts";
 import { withEdge, withRestartingEdge } from "./_edge.ts";
@@ -50,6 +51,21 @@ Deno.test("wire 1.2: an EMBED frame carries token ids and no rows", () => {
   assert.deepEqual([...f.tokens!], [1, 2, 3]);
   assert.equal(f.rows.length, 0);
   assert.equal(bytes[5], 2, "minor 2");
+  for (const other of [FLAG_TOKENS, FLAG_STREAM]) {
+    const mixed = bytes.slice();
+    new DataView(mixed.buffer).setUint16(10, FLAG_EMBED | other, true);
+    assert.throws(
+      () => decodeFrame(mixed),
+      (e) =>
+        e instanceof TandemError && e.code === "bad_frame" && /EMBED .*excludes/.test(e.message),
+    );
+  }
+  assert.throws(
+    () => decodeFrame(bytes.subarray(0, bytes.byteLength - 2)),
+    (e) =>
+      e instanceof TandemError && e.code === "bad_frame" &&
+      /header says 3 token ids \(104 bytes\), the frame holds 102 bytes/.test(e.message),
+  );
 });
 
 Deno.test("token prefill + draft streaming / plain split: the whole model's tokens at K = 2..4; the edge counts the prompt over all layers", async () => {
