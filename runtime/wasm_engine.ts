@@ -40,6 +40,7 @@ import {
   freeMatrix,
   matmul,
   readRow,
+  storedType,
   uploadMatrix,
   type WasmMatrix,
   type WeightType,
@@ -134,10 +135,7 @@ export function weightPlan(quant: EngineQuant): WeightPlan {
 
 /** The quantized types of a weight plan (q8_0f stores q8_0; f32 is left out). */
 function quantPlan(plan: WeightPlan): QuantPlan {
-  return (t, l, c) => {
-    const type = plan(t, l, c);
-    return type === "f32" ? undefined : type === "q4_0" ? "q4_0" : "q8_0";
-  };
+  return (t, l, c) => storedType(plan(t, l, c));
 }
 
 /** One layer's weights in wasm memory (norms and biases are f32 pointers, 0 when absent). */

@@ -23,6 +23,7 @@ import { check } from "./errors.ts";
 import {
   blocksPerRow,
   checkQuantTensor,
+  dequantizeRow,
   quantize,
   type QuantTensor,
   type QuantType,
@@ -75,7 +76,7 @@ export function uploadMatrix(
       bytes: t.byteLength,
     };
   }
-  const type: QuantType = weightType === "q4_0" ? "q4_0" : "q8_0";
+  const type = storedType(weightType)!;
   if (quantized) {
     check(
       quantized.type === type && quantized.rows === rows && quantized.cols === cols,
@@ -97,6 +98,11 @@ export function uploadMatrix(
   };
 }
 
+/** The block format a weight type is stored in (q8_0f stores q8_0); undefined for f32. */
+export function storedType(weightType: WeightType): QuantType | undefined {
+  return weightType === "f32" ? undefined : weightType === "q4_0" ? "q4_0" : "q8_0";
+}
+
 /** Frees a matrix's memory. */
 export function freeMatrix(k: Kernels, m: WasmMatrix): void {
   k.free(m.ptr);
@@ -112,19 +118,16 @@ export function readRow(k: Kernels, m: WasmMatrix, r: number, out: Float32Array)
   }
   const nb = blocksPerRow(m.cols);
   const d = new Float32Array(nb);
-  const t = new Uint8Array(buf, m.ptr, R / TILE * nb * recordBytes(m.type));
-  if (m.type === "q8_0") {
-    const q = new Int8Array(nb * 32);
-    untileQuantRow(t, m.type, nb, r, q, d);
-    for (let i = 0; i < m.cols; i++) out[i] = d[i >> 5] * q[i];
-  } else {
-    const q = new Uint8Array(nb * 16);
-    untileQuantRow(t, m.type, nb, r, q, d);
-    for (let i = 0; i < m.cols; i++) {
-      const j = i & 31, byte = q[(i >> 5) * 16 + (j & 15)];
-      out[i] = d[i >> 5] * ((j < 16 ? byte & 15 : byte >> 4) - 8);
-    }
-  }
+  const qs = m.type === "q8_0" ? new Int8Array(nb * 32) : new Uint8Array(nb * 16);
+  untileQuantRow(
+    new Uint8Array(buf, m.ptr, R / TILE * nb * recordBytes(m.type)),
+    m.type,
+    nb,
+    r,
+    qs,
+    d,
+  );
+  dequantizeRow({ type: m.type, rows: 1, cols: m.cols, qs, d }, 0, out);
 }
 
 /**
