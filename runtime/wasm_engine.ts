@@ -32,7 +32,7 @@ import {
   type KVCache,
 } from "./engine.ts";
 import { type CalibrationOptions, quantizeCalibrated, type QuantPlan } from "./calibrate.ts";
-import { TandemError } from "./errors.ts";
+import { check, TandemError } from "./errors.ts";
 import { type Model, type ModelConfig, type ModelParts, validateModel } from "./model.ts";
 import type { QuantTensor } from "./quant.ts";
 import { WasmCache } from "./wasm_cache.ts";
@@ -260,6 +260,11 @@ export class WasmEngine implements Engine {
     const plan = options.plan ?? weightPlan(quant);
     let weights = options.weights ?? new Map<string, QuantTensor>();
     if (options.calibration) {
+      check(
+        !options.weights,
+        "bad_argument",
+        "Cannot create an engine with both `weights` and `calibration`: pass the weights a calibration produced, or calibrate here",
+      );
       weights = quantizeCalibrated(model, quantPlan(plan), options.calibration);
     }
     const k = await loadKernels(options.kernels);

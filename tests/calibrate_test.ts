@@ -7,6 +7,7 @@ import { RefEngine } from "../runtime/forward.ts";
 import { makeShard } from "../runtime/shard.ts";
 import { dequantize, quantize } from "../runtime/quant.ts";
 import { TandemError } from "../runtime/errors.ts";
+import { WasmEngine } from "../runtime/wasm_engine.ts";
 
 const DIR = new URL("../../shared/models/stories260K/", import.meta.url);
 const model = parseLlama2c(await Deno.readFile(new URL("stories260K.bin", DIR)), "stories260K.bin");
@@ -90,4 +91,18 @@ Deno.test("quantizeCalibrated: a device shard with tokens; shards without tokens
   assert.throws(() => quantizeCalibrated(model, () => "q8_0", { tokens: [] }), TandemError);
   assert.throws(() => quantizeCalibrated(model, () => "q8_0", { tokens: [[1, 600]] }), TandemError);
   assert.throws(() => quantizeCalibrated(model, () => "q8_0", { ...SMALL, damp: -1 }), TandemError);
+});
+
+Deno.test("WasmEngine.create refuses weights and calibration together", async () => {
+  await assert.rejects(
+    () =>
+      WasmEngine.create(model, {
+        quant: "q8",
+        weights: new Map(),
+        calibration: { count: 1, length: 8 },
+      }),
+    (e) =>
+      e instanceof TandemError && e.code === "bad_argument" &&
+      /both `weights` and `calibration`/.test(e.message),
+  );
 });
