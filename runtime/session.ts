@@ -327,7 +327,10 @@ export class SplitSession {
         return row;
       },
       post: (pos, token) => t.postStream(pos, token),
-      resend: (pos) => t.send(pos, pos + 1, 0),
+      resend: async (pos) => {
+        await t.recover(pos); // the edge said it lost the session: no need to ask it again
+        return await t.send(pos, pos + 1, 0);
+      },
       held: (n) => void (this.#length = n),
     };
   }

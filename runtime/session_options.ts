@@ -136,8 +136,8 @@ export interface StreamPort {
   /** Sends the stored row at `pos` with its token as a stream frame. */
   post(pos: number, token: number): Promise<Reply>;
   /**
-   * Resends the stored row at `pos` as a plain frame (rebuilding a lost edge session first by
-   * replaying [0, pos)); answers the token for `pos + 1`.
+   * After the edge lost the session: rebuilds it by replaying [0, pos), then sends the stored
+   * row at `pos` as a plain frame; answers the token for `pos + 1`.
    */
   resend(pos: number): Promise<Reply>;
   /** Records that both sides now hold `n` positions. */
