@@ -36,7 +36,7 @@ export {
   type QuantPlan,
   sampleCalibration,
 } from "./runtime/calibrate.ts";
-export { type GptqOptions, quantizeGptq } from "./runtime/gptq.ts";
+export { type GptqFactor, gptqFactor, type GptqOptions, quantizeGptq } from "./runtime/gptq.ts";
 export type { QuantTensor, QuantType, ScaleFit } from "./runtime/quant.ts";
 export { WasmCache } from "./runtime/wasm_cache.ts";
 export {

@@ -30,7 +30,7 @@
 import type { Engine } from "./engine.ts";
 import { check } from "./errors.ts";
 import { RefEngine } from "./forward.ts";
-import { quantizeGptq } from "./gptq.ts";
+import { type GptqFactor, gptqFactor, quantizeGptq } from "./gptq.ts";
 import type { Model, ModelConfig } from "./model.ts";
 import type { QuantTensor, QuantType } from "./quant.ts";
 import { Sampler } from "./sampling.ts";
@@ -131,15 +131,21 @@ export function quantizeCalibrated(
   let hess = new Map<string, Float64Array>();
   const tapped = new RefEngine(model, { tap: (name, x, n) => accumulate(hess, name, x, n) });
   const out = new Map<string, QuantTensor>();
+  const factors = new Map<string, GptqFactor>(); // one per input, shared by its matrices
   const gptq = (name: string, source: string, type: QuantType | undefined) => {
     if (!type) return;
     const { data, shape } = model.tensors.get(name)!;
-    const h = symmetric(hess.get(source)!, shape[1]);
-    out.set(name, quantizeGptq(type, data, shape[0], shape[1], h, { damp: options.damp }));
+    let f = factors.get(source);
+    if (!f) {
+      f = gptqFactor(symmetric(hess.get(source)!, shape[1]), shape[1], options.damp);
+      factors.set(source, f);
+    }
+    out.set(name, quantizeGptq(type, data, shape[0], shape[1], f));
   };
   let states = tokens.map((t) => ref.embed(t)); // [n, dim] per sequence
   for (let l = 0; l < parts.layers[1]; l++) {
     hess = new Map();
+    factors.clear();
     states = states.map((x) => tapped.forward(tapped.createCache([l, l + 1]), x, 0, l, l + 1));
     for (const [m, src] of Object.entries(INPUT_OF)) {
       gptq(`layers.${l}.${m}`, `layers.${l}.${src}`, plan(`layers.${l}.${m}`, l, c));
@@ -147,6 +153,7 @@ export function quantizeCalibrated(
   }
   if (whole) {
     hess = new Map();
+    factors.clear();
     const cls = c.tiedEmbeddings ? "embed" : "output";
     for (const x of states) tapped.head(x);
     gptq(cls, cls, plan(cls, -1, c));

@@ -48,22 +48,35 @@ export interface GptqOptions {
 }
 
 /**
- * Quantizes w: f32 [rows, cols] to `type` with GPTQ, given `hessian` = Σ x xᵀ: f64
- * [cols, cols] over calibration inputs (not modified). Columns the calibration never saw
- * (zero diagonal) are rounded to nearest. Throws `bad_argument` for mismatched sizes, a
- * non-finite or non-positive-definite hessian, or a bad `damp`.
+ * A hessian prepared for GPTQ: the upper triangular U with (H + λI)⁻¹ = Uᵀ U. Matrices that
+ * read the same input (wq, wk, wv; w1, w3) share one; see {@linkcode gptqFactor}.
  */
-export function quantizeGptq(
-  type: QuantType,
-  w: Float32Array,
-  rows: number,
-  cols: number,
-  hessian: Float64Array,
-  options: GptqOptions = {},
-): QuantTensor {
-  const { damp = 0.01, fit = type === "q4_0" ? "rmse" : "max" } = options;
-  const what = `Cannot quantize [${rows}, ${cols}] with GPTQ`;
-  check(w.length === rows * cols, "bad_argument", () => `${what}: it holds ${w.length} values`);
+export interface GptqFactor {
+  /** Columns (inputs) of the matrices it serves. */
+  cols: number;
+  /** U: f64 [cols, cols]. */
+  u: Float64Array;
+}
+
+/**
+ * Prepares `hessian` = Σ x xᵀ: f64 [cols, cols] (not modified) for {@linkcode quantizeGptq},
+ * with dampening `damp` (default 0.01) as a fraction of its mean diagonal. Throws
+ * `bad_argument` for a mismatched size, a non-finite or non-positive-definite hessian, or a
+ * bad `damp`.
+ *
+ * @example
+ * ```ts
+ * import { gptqFactor, quantizeGptq } from "./gptq.ts";
+ * declare const h: Float64Array; declare const wk: Float32Array; declare const wv: Float32Array;
+ * const f = gptqFactor(h, 64);
+ * const k = quantizeGptq("q8_0", wk, 32, 64, f), v = quantizeGptq("q8_0", wv, 32, 64, f);
+ * ```
+ */
+export function gptqFactor(hessian: Float64Array, cols: number, damp = 0.01): GptqFactor {
+  return factorOf(hessian, cols, damp, `Cannot prepare a GPTQ hessian of ${cols} columns`);
+}
+
+function factorOf(hessian: Float64Array, cols: number, damp: number, what: string): GptqFactor {
   check(
     hessian.length === cols * cols,
     "bad_argument",
@@ -74,8 +87,34 @@ export function quantizeGptq(
     "bad_argument",
     `${what}: damp must be ≥ 0, got ${damp}`,
   );
-  const H = dampedHessian(hessian, cols, damp, what);
-  const U = inverseCholeskyUpper(H, cols, what);
+  return { cols, u: inverseCholeskyUpper(dampedHessian(hessian, cols, damp, what), cols, what) };
+}
+
+/**
+ * Quantizes w: f32 [rows, cols] to `type` with GPTQ, given `hessian` = Σ x xᵀ: f64
+ * [cols, cols] over calibration inputs (not modified), or that hessian already prepared by
+ * {@linkcode gptqFactor} (then `damp` is the factor's). Columns the calibration never saw
+ * (zero diagonal) are rounded to nearest. Throws `bad_argument` for mismatched sizes, a
+ * non-finite or non-positive-definite hessian, or a bad `damp`.
+ */
+export function quantizeGptq(
+  type: QuantType,
+  w: Float32Array,
+  rows: number,
+  cols: number,
+  hessian: Float64Array | GptqFactor,
+  options: GptqOptions = {},
+): QuantTensor {
+  const { damp = 0.01, fit = type === "q4_0" ? "rmse" : "max" } = options;
+  const what = `Cannot quantize [${rows}, ${cols}] with GPTQ`;
+  check(w.length === rows * cols, "bad_argument", () => `${what}: it holds ${w.length} values`);
+  const factor = hessian instanceof Float64Array ? factorOf(hessian, cols, damp, what) : hessian;
+  check(
+    factor.cols === cols,
+    "bad_argument",
+    () => `${what}: the factor is for ${factor.cols} columns`,
+  );
+  const U = factor.u;
   const W = Float64Array.from(w); // updated in place as errors are pushed right
   const nb = blocksPerRow(cols);
   const d = new Float32Array(rows * nb);

@@ -1,7 +1,7 @@
 // GPTQ (runtime/gptq.ts): same formats as round-to-nearest, smaller output error on the
 // inputs it was calibrated on, deterministic, bad input refused with TandemError.
 import assert from "node:assert/strict";
-import { quantizeGptq } from "../runtime/gptq.ts";
+import { gptqFactor, quantizeGptq } from "../runtime/gptq.ts";
 import { checkQuantTensor, dequantize, quantize } from "../runtime/quant.ts";
 import { TandemError } from "../runtime/errors.ts";
 import { randf, rng } from "./_rand.ts";
@@ -67,6 +67,20 @@ Deno.test("GPTQ: deterministic; a diagonal hessian gives round-to-nearest", () =
   const eye = new Float64Array(64 * 64);
   for (let i = 0; i < 64; i++) eye[i * 64 + i] = 3;
   assert.deepEqual(quantizeGptq("q8_0", w, 8, 64, eye), quantize("q8_0", w, 8, 64));
+});
+
+Deno.test("GPTQ: a prepared factor, shared by matrices of one input, gives the same result", () => {
+  const { h } = inputs(9, 60, 64);
+  const factor = gptqFactor(h, 64);
+  for (const [seed, type] of [[10, "q8_0"], [11, "q4_0"]] as const) {
+    const w = randf(rng(seed), 8 * 64);
+    assert.deepEqual(quantizeGptq(type, w, 8, 64, factor), quantizeGptq(type, w, 8, 64, h));
+  }
+  assert.throws(
+    () => quantizeGptq("q8_0", randf(rng(1), 8 * 32), 8, 32, factor),
+    (e: unknown) => e instanceof TandemError && /factor is for 64 columns/.test(e.message),
+  );
+  assert.throws(() => gptqFactor(h, 63), TandemError);
 });
 
 Deno.test("GPTQ: unseen input columns are rounded to nearest, not dropped", () => {
