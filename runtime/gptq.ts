@@ -33,6 +33,8 @@ import { check } from "./errors.ts";
 import {
   blockScale,
   blocksPerRow,
+  packQ4,
+  QUANT_RANGE,
   type QuantTensor,
   type QuantType,
   roundHalfAway,
@@ -119,7 +121,7 @@ export function quantizeGptq(
   const nb = blocksPerRow(cols);
   const d = new Float32Array(rows * nb);
   const q = new Int8Array(rows * nb * 32);
-  const [qmin, qmax] = type === "q8_0" ? [-127, 127] : [-8, 7];
+  const [qmin, qmax] = QUANT_RANGE[type];
   const block = new Float32Array(32);
   const err = new Float64Array(rows);
   for (let b = 0; b < nb; b++) {
@@ -150,11 +152,7 @@ export function quantizeGptq(
   }
   if (type === "q8_0") return { type, rows, cols, qs: q, d };
   const qs = new Uint8Array(rows * nb * 16);
-  for (let k = 0; k < rows * nb; k++) {
-    for (let j = 0; j < 16; j++) {
-      qs[k * 16 + j] = (q[k * 32 + j] + 8) | ((q[k * 32 + j + 16] + 8) << 4);
-    }
-  }
+  for (let k = 0; k < rows * nb; k++) packQ4(q, k * 32, qs, k * 16);
   return { type, rows, cols, qs, d };
 }
 

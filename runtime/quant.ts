@@ -176,12 +176,34 @@ export function blockScale(type: QuantType, x: Float32Array, fit: ScaleFit = "ma
 const SCRATCH8 = new Int8Array(32);
 const SCRATCH4 = new Uint8Array(16);
 
+/** The range of each format's quants: a block's values are d · q with min ≤ q ≤ max. */
+export const QUANT_RANGE: Readonly<Record<QuantType, readonly [number, number]>> = {
+  q8_0: [-127, 127],
+  q4_0: [-8, 7],
+};
+
+/**
+ * Packs one q4_0 block: 32 quants q[off..off + 32) in [-8, 7] into 16 bytes at out[at..],
+ * element j (+ 8) in the low nibble of byte j and element j + 16 in its high nibble.
+ *
+ * @example
+ * ```ts
+ * import { packQ4 } from "./quant.ts";
+ * const out = new Uint8Array(16);
+ * packQ4(new Int8Array(32).fill(-8), 0, out, 0);
+ * console.log(out[0]); // 0
+ * ```
+ */
+export function packQ4(q: ArrayLike<number>, off: number, out: Uint8Array, at: number): void {
+  for (let j = 0; j < 16; j++) out[at + j] = (q[off + j] + 8) | ((q[off + j + 16] + 8) << 4);
+}
+
 /** Writes 32 int8 quants of `x` at qs[off..]; returns the scale. */
 function quantBlockQ8(qs: Int8Array, off: number, x: Float32Array, fit: ScaleFit): number {
   let amax = 0;
   for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[j]));
   if (fit === "rmse") {
-    const d = fitBlock(x, QF, 127, amax, -127, 127);
+    const d = fitBlock(x, QF, 127, amax, ...QUANT_RANGE.q8_0);
     for (let j = 0; j < 32; j++) qs[off + j] = QF[j];
     return d;
   }
@@ -202,8 +224,8 @@ function quantBlockQ4(qs: Uint8Array, off: number, x: Float32Array, fit: ScaleFi
     }
   }
   if (fit === "rmse") {
-    const d = fitBlock(x, QF, -8, max, -8, 7);
-    for (let j = 0; j < 16; j++) qs[off + j] = (QF[j] + 8) | ((QF[j + 16] + 8) << 4);
+    const d = fitBlock(x, QF, -8, max, ...QUANT_RANGE.q4_0);
+    packQ4(QF, 0, qs, off);
     return d;
   }
   const d = Math.fround(max / -8);
