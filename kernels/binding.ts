@@ -24,6 +24,7 @@
 
 import { Allocator } from "./_alloc.ts";
 import { nodeMajor } from "./_host.ts";
+import { tileQuant } from "./layout.ts";
 import { WASM_RELAXED } from "./wasm_relaxed.ts";
 import { WASM_SIMD } from "./wasm_simd.ts";
 
@@ -214,19 +215,17 @@ export function detectFlavor(): { flavor: Flavor; reason: string } {
 /** Runs a relaxed int8 dot on known integers; false if this engine computes it wrongly. */
 function relaxedDotWorks(k: Kernels): boolean {
   const din = 64;
-  // One row in the record layout (layout.ts): a tile of 4 rows, 2 blocks of 144 bytes (4 × 32
-  // quants, then 4 f32 scales), rows 1..3 zero, row 0's scales 1.
-  const x = k.alloc(4 * din), w = k.alloc(2 * 144), out = k.alloc(16);
+  const x = k.alloc(4 * din), out = k.alloc(16);
   const act = k.alloc(k.exports.act_bytes(1, din));
-  const xs = k.f32(x, din), ws = new Int8Array(k.memory.buffer, w, 2 * 144).fill(0);
+  const xs = k.f32(x, din), qs = new Int8Array(din);
   let want = 0;
   for (let i = 0; i < din; i++) {
     xs[i] = i === 0 ? 127 : ((i * 37) % 255) - 127;
-    ws[(i >> 5) * 144 + (i & 31)] = ((i * 91) % 255) - 127;
-    want += xs[i] * (((i * 91) % 255) - 127);
+    qs[i] = ((i * 91) % 255) - 127;
+    want += xs[i] * qs[i];
   }
-  k.f32(w + 128, 1)[0] = 1;
-  k.f32(w + 144 + 128, 1)[0] = 1;
+  // One row of two blocks, scales 1, in the record layout (layout.ts).
+  const w = k.put(tileQuant("q8_0", qs, new Float32Array([1, 1]), 1, 2));
   k.exports.quantize_act(act, x, 1, din);
   k.exports.matmul_q8(out, act, w, 1, din, 1, 0, 0, 1);
   const got = k.f32(out, 1)[0];
