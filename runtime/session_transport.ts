@@ -180,23 +180,39 @@ export class SessionTransport {
     flags: number,
     pos: number,
   ): Promise<Reply> {
+    const c = this.#config;
+    const heads = flags & FLAG_NO_REPLY ? 0 : flags & FLAG_TOKENS ? n : 1;
+    const layers = flags & FLAG_EMBED ? c.nLayers : c.nLayers - this.#o.split;
+    const flops = rowsFlops(c, layers, pos, n) + heads * headFlops(c);
     return await withRetries(async () => {
       const frame = frameOf();
-      const t0 = performance.now();
-      this.#stats.roundTrips++;
-      const bytes = frame instanceof Uint8Array ? frame : frame.body;
-      this.#stats.bytesSent += frame instanceof Uint8Array ? frame.byteLength : frame.bytes;
-      const reply = await this.#client.forward(this.info.id, bytes, () => {});
-      this.#stats.waitMs += performance.now() - t0;
-      this.#stats.bytesReceived += reply.bytes;
-      this.#stats.edgeMs += reply.edgeMs;
-      const c = this.#config;
-      const heads = flags & FLAG_NO_REPLY ? 0 : flags & FLAG_TOKENS ? n : 1;
-      const layers = flags & FLAG_EMBED ? c.nLayers : c.nLayers - this.#o.split;
-      this.#stats.edgeFlops += rowsFlops(c, layers, pos, n) + heads * headFlops(c);
+      const reply = frame instanceof Uint8Array
+        ? await this.#exchange(this.info.id, frame, frame.byteLength, flops)
+        : await this.#exchange(this.info.id, frame.body, frame.bytes, flops);
       this.seq++;
       return reply;
     }, this.retry);
+  }
+
+  /**
+   * One request and its answer, into the stats: a round trip, bytes each way, the wait, the
+   * edge's time, and `flops` unless the edge answered without computing (a stale stream row).
+   */
+  async #exchange(
+    id: string,
+    body: Uint8Array | ReadableStream<Uint8Array>,
+    sent: number,
+    flops: number,
+  ): Promise<Reply> {
+    const t0 = performance.now();
+    this.#stats.roundTrips++;
+    this.#stats.bytesSent += sent;
+    const reply = await this.#client.forward(id, body, () => {});
+    this.#stats.waitMs += performance.now() - t0;
+    this.#stats.bytesReceived += reply.bytes;
+    this.#stats.edgeMs += reply.edgeMs;
+    if (!reply.stale) this.#stats.edgeFlops += flops;
+    return reply;
   }
 
   /**
@@ -210,19 +226,11 @@ export class SessionTransport {
     this.seq++;
     const bytes = this.#history.frame(header, pos, pos + 1, Uint32Array.of(token));
     const id = this.info.id;
+    const c = this.#config;
+    const flops = rowsFlops(c, c.nLayers - this.#o.split, pos, 1) + headFlops(c);
     return await withRetries(async () => {
-      const t0 = performance.now();
-      this.#stats.roundTrips++;
-      this.#stats.bytesSent += bytes.byteLength;
-      const reply = await this.#client.forward(id, bytes, () => {});
-      this.#stats.waitMs += performance.now() - t0;
-      this.#stats.bytesReceived += reply.bytes;
-      this.#stats.edgeMs += reply.edgeMs;
-      if (!reply.stale) {
-        const c = this.#config;
-        this.#stats.edgeFlops += rowsFlops(c, c.nLayers - this.#o.split, pos, 1) + headFlops(c);
-        this.#stats.tokens++;
-      }
+      const reply = await this.#exchange(id, bytes, bytes.byteLength, flops);
+      if (!reply.stale) this.#stats.tokens++;
       return reply;
     }, this.retry);
   }
