@@ -101,6 +101,19 @@ export {
   type WireChoice,
 } from "./runtime/router_input.ts";
 export { earlyExitGenerate } from "./runtime/early_exit.ts";
+export {
+  applyExitAdapter,
+  draftLogits,
+  type ExitAdapter,
+  exitAdapterFlops,
+  exitAgreement,
+  fitExitAdapter,
+  type FitExitOptions,
+  type FittedExitAdapter,
+  identityExitAdapter,
+  parseExitAdapters,
+  serializeExitAdapters,
+} from "./runtime/exit_adapter.ts";
 export { cloudGenerate, type CloudRun, type CloudTarget } from "./runtime/cloud_generate.ts";
 export type * from "./runtime/router/types.ts";
 export {

@@ -38,6 +38,12 @@
 
 import type { Engine } from "./engine.ts";
 import { check, TandemError } from "./errors.ts";
+import {
+  checkExitAdapter,
+  draftLogits,
+  type ExitAdapter,
+  exitAdapterFlops,
+} from "./exit_adapter.ts";
 import { headFlops } from "./model.ts";
 import { MetricsRecorder } from "./router/accounting.ts";
 import { argmax } from "./sampling.ts";
@@ -67,6 +73,8 @@ export interface StreamedGenerateOptions {
    * `tokenPrefill`); the device still computes its own [0, K) cache for the decode.
    */
   tokenPrefill?: boolean;
+  /** The early-exit head reads the session's rows through this (`exit_adapter.ts`). */
+  exitAdapter?: ExitAdapter;
 }
 
 /** One row sent and not yet handled. */
@@ -137,6 +145,8 @@ export function generateStreamed(
     "bad_argument",
     () => `Cannot generate: the prompt has ${prompt.length} tokens, the context ${c.maxSeqLen}`,
   );
+  const adapter = options.exitAdapter;
+  if (adapter) checkExitAdapter(adapter, session.split, c.dim);
   const port = session.streamPort();
   const limits = port.stream();
   if (!limits) {
@@ -264,8 +274,9 @@ export function generateStreamed(
           };
           reply.then(() => (f.settled = true), () => (f.settled = true));
           flight.push(f);
-          frontToken = argmax(engine.head(row)); // the early-exit head's draft for pos + 1
-          rec.flops(headFlops(c), 0);
+          // The early-exit head's draft for pos + 1.
+          frontToken = argmax(draftLogits(engine, row, session.split, adapter));
+          rec.flops(headFlops(c) + (adapter ? exitAdapterFlops(c.dim) : 0), 0);
           front++;
           continue;
         }

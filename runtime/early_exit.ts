@@ -16,10 +16,12 @@
 
 import type { Engine } from "./engine.ts";
 import { check } from "./errors.ts";
+import { draftLogits, type ExitAdapter } from "./exit_adapter.ts";
 import { argmax } from "./sampling.ts";
 
 /**
- * Greedy tokens for `context` from layers [0, H) (all the device holds) and the head.
+ * Greedy tokens for `context` from layers [0, H) (all the device holds) and the head, which
+ * reads layer H's rows through `adapter` when given (fitted for H; `exit_adapter.ts`).
  *
  * @example
  * ```ts
@@ -34,6 +36,7 @@ export function* earlyExitGenerate(
   context: readonly number[],
   maxTokens: number,
   stopAtEos = true,
+  adapter?: ExitAdapter,
 ): Generator<number, void, void> {
   const c = engine.config;
   const [lo, H] = engine.parts.layers;
@@ -43,13 +46,14 @@ export function* earlyExitGenerate(
     "Cannot exit early: the device needs the embedding, layers from 0 and the head",
   );
   check(context.length > 0, "bad_argument", "Cannot generate: empty context");
+  const exit = H < c.nLayers ? adapter : undefined; // after the last layer the head is exact
   const stops = new Set(stopAtEos ? [...c.eosIds, c.bosId] : []);
   const cache = engine.createCache([0, H]);
   let h = engine.forward(cache, engine.embed(context), 0, 0, H);
   let pos = context.length;
   const budget = Math.min(maxTokens, c.maxSeqLen - pos + 1);
   for (let i = 0; i < budget; i++) {
-    const next = argmax(engine.head(h.subarray(h.length - c.dim)));
+    const next = argmax(draftLogits(engine, h.subarray(h.length - c.dim), H, exit));
     if (stops.has(next)) return;
     yield next;
     if (i + 1 === budget || pos >= c.maxSeqLen) return;

@@ -31,6 +31,7 @@
 import { rowsFlops } from "./cost.ts";
 import { cloudGenerate } from "./cloud_generate.ts";
 import { earlyExitGenerate } from "./early_exit.ts";
+import { type ExitAdapter, exitAdapterFlops } from "./exit_adapter.ts";
 import type { Engine } from "./engine.ts";
 import { check, TandemError } from "./errors.ts";
 import { estimatingFetch } from "./estimating_fetch.ts";
@@ -85,6 +86,11 @@ export interface RoutedOptions extends RouterContext {
    * {@linkcode openRoutedSession}); used when the decision is a split at its layer, else closed.
    */
   prepared?: SplitSession;
+  /**
+   * Exit adapters (`exit_adapter.ts`), one per split they were fitted for: drafts after layer
+   * K, and a local answer from layers [0, K), go through the one for K when present.
+   */
+  exitAdapters?: readonly ExitAdapter[];
 }
 
 /**
@@ -183,6 +189,7 @@ export function routedGenerate(
   const segments: (() => RequestMetrics)[] = [];
   const overall = new MetricsRecorder({ route: "local", split: L, promptTokens: prompt.length });
   let prepared = options.prepared;
+  const adapterFor = (K: number) => options.exitAdapters?.find((a) => a.split === K);
 
   const decide = (produced: number, edgeUp: boolean, trigger?: string): Decision => {
     const input = routerInputFor(
@@ -204,12 +211,14 @@ export function routedGenerate(
       segments.push(() => rec.finish());
       const H = Math.min(L, engine.parts.layers[1]);
       let n = 0;
-      for (const t of earlyExitGenerate(engine, context, budget, stopAtEos)) {
+      const exit = H < L ? adapterFor(H) : undefined;
+      for (const t of earlyExitGenerate(engine, context, budget, stopAtEos, exit)) {
         n++;
         rec.tokens(1, true);
         yield t;
       }
-      rec.flops(rowsFlops(c, H, 0, context.length + Math.max(0, n - 1)) + n * headFlops(c));
+      const head = headFlops(c) + (exit ? exitAdapterFlops(c.dim) : 0);
+      rec.flops(rowsFlops(c, H, 0, context.length + Math.max(0, n - 1)) + n * head);
       return;
     }
     if (d.route === "cloud") {
@@ -255,12 +264,14 @@ export function routedGenerate(
         maxInFlight: d.streamed!.maxInFlight,
         betweenRows: options.stream?.betweenRows,
         tokenPrefill,
+        exitAdapter: adapterFor(d.split),
       })
       : generateSpeculative(session, engine, context, {
         maxTokens: budget,
         stopAtEos,
         policy: steps,
         tokenPrefill,
+        exitAdapter: adapterFor(d.split),
       });
     segments.push(() => run.metrics());
     let ok = false;

@@ -33,6 +33,12 @@
 import { rowsFlops } from "./cost.ts";
 import type { Engine, KVCache } from "./engine.ts";
 import { check } from "./errors.ts";
+import {
+  applyExitAdapter,
+  checkExitAdapter,
+  type ExitAdapter,
+  exitAdapterFlops,
+} from "./exit_adapter.ts";
 import { headFlops } from "./model.ts";
 import { confidenceOf } from "./router/confidence.ts";
 import { DefaultPolicy } from "./router/policy.ts";
@@ -62,18 +68,27 @@ export class Drafter {
   last?: Confidence;
   readonly #engine: Engine;
   readonly #policy: StepPolicy;
+  readonly #adapter?: ExitAdapter;
 
-  /** A drafter over a device engine that holds the head. */
-  constructor(engine: Engine, policy: StepPolicy) {
+  /**
+   * A drafter over a device engine that holds the head; with `adapter`
+   * (`exit_adapter.ts`), for rows after layer `split`, the head reads them through it.
+   */
+  constructor(engine: Engine, policy: StepPolicy, adapter?: ExitAdapter, split?: number) {
     check(engine.parts.head, "bad_argument", "Cannot draft: the device engine holds no head");
+    if (adapter) checkExitAdapter(adapter, split ?? adapter.split, engine.config.dim);
     this.#engine = engine;
     this.#policy = policy;
+    this.#adapter = adapter;
   }
 
   /** Early-exit confidence of one row [dim]. */
   confidence(row: Float32Array): Confidence {
-    this.headFlops += headFlops(this.#engine.config);
-    this.last = confidenceOf(this.#engine.head(row));
+    const c = this.#engine.config;
+    this.headFlops += headFlops(c) + (this.#adapter ? exitAdapterFlops(c.dim) : 0);
+    this.last = confidenceOf(
+      this.#engine.head(this.#adapter ? applyExitAdapter(this.#adapter, row) : row),
+    );
     return this.last;
   }
 
@@ -138,6 +153,8 @@ export interface SpeculateOptions {
   /** Draft/local decisions per step (default: {@linkcode DefaultPolicy}); `"plain"` never
    * runs the early-exit head: plain split decoding, one token per round trip. */
   policy?: StepPolicy | "plain";
+  /** The early-exit head reads rows after layer `split` through this (`exit_adapter.ts`). */
+  exitAdapter?: ExitAdapter;
 }
 
 /** Totals of one speculative run. */
@@ -188,7 +205,7 @@ export function* speculativeSplit(
     () => `Cannot generate: the prompt has ${prompt.length} tokens, the context ${c.maxSeqLen}`,
   );
   const policy = options.policy === "plain" ? undefined : options.policy ?? new DefaultPolicy();
-  const drafter = policy ? new Drafter(device, policy) : undefined;
+  const drafter = policy ? new Drafter(device, policy, options.exitAdapter, K) : undefined;
   const stats: SpeculationStats = {
     tokens: 0,
     roundTrips: 0,

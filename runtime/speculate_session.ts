@@ -23,6 +23,7 @@
 
 import type { Engine } from "./engine.ts";
 import { check, TandemError } from "./errors.ts";
+import type { ExitAdapter } from "./exit_adapter.ts";
 import { MetricsRecorder, type RequestMetrics } from "./router/accounting.ts";
 import { DefaultPolicy } from "./router/policy.ts";
 import type { SessionStats, SplitSession } from "./session.ts";
@@ -40,6 +41,8 @@ export interface SpeculativeGenerateOptions {
   now?: () => number;
   /** Send the prompt as token ids (wire 1.2) when the edge takes them (`SplitSession.step`). */
   tokenPrefill?: boolean;
+  /** The early-exit head reads the session's rows through this (`exit_adapter.ts`). */
+  exitAdapter?: ExitAdapter;
 }
 
 /** An async iterator of tokens whose metrics can be read at any time. */
@@ -78,7 +81,9 @@ export function generateSpeculative(
     );
   }
   const policy = options.policy === "plain" ? undefined : options.policy ?? new DefaultPolicy();
-  const drafter = policy ? new Drafter(engine, policy) : undefined;
+  const drafter = policy
+    ? new Drafter(engine, policy, options.exitAdapter, session.split)
+    : undefined;
   const rec = new MetricsRecorder(
     { route: "split", split: session.split, promptTokens: prompt.length },
     options.now,
