@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import {
   confidenceOf,
+  DEFAULT_THRESHOLDS,
   DefaultPolicy,
   FixedPolicy,
   maxDeviceLayers,
@@ -130,7 +131,24 @@ Deno.test("token prefill: all-cloud's TTFT for K·n more edge layer-rows; chosen
   assert.equal(d.route, "split");
   assert.equal(d.prefill, "tokens");
   assert.equal(d.predicted.prefill, "tokens");
-  assert.match(d.reason, /prompt as token ids \(rows: TTFT \d+ ms > \d+ ms\)/);
+  assert.match(d.reason, /prompt as token ids \(rows: TTFT \d+ ms > \d+ ms, the limit less/);
+  // Rows predicted inside the limit but within the margin (rowPrefillMarginMs): token ids,
+  // which meet both limits; with no margin, rows.
+  const limit = predictSplit(short, 0).ttftMs + DEFAULT_THRESHOLDS.ttftSlackMs;
+  let zone: RouterInput | undefined;
+  for (let up = 1.25e6; up < 1.25e9 && !zone; up *= 1.02) {
+    const probe = { ...at(8, 5e13), network: { ...short.network, upBytesPerSec: up } };
+    const ttft = predictSplit(probe, 24, false).ttftMs;
+    if (ttft <= limit - 2 && ttft > limit - DEFAULT_THRESHOLDS.rowPrefillMarginMs + 2) {
+      zone = { ...probe, tokenPrefill: true };
+    }
+  }
+  assert.ok(zone, "a device rate whose row prefill lands in the margin");
+  assert.equal(policy.decide(zone).prefill, "tokens");
+  assert.equal(
+    new DefaultPolicy({ minTokensPerSec: 10, rowPrefillMarginMs: 0 }).decide(zone).prefill,
+    undefined,
+  );
   // Device and link fast enough for row prefill: it keeps it (fewer cloud FLOPs).
   const quick = at(8, 5e13);
   const fast = policy.decide({

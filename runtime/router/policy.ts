@@ -20,6 +20,7 @@
  * | `maxDraft`       | 6       | most drafts per round trip                                     |
  * | `savingsTolerance` | 0.05  | routes within 5 points of cloud share of the cheapest count as equally cheap: the fastest wins |
  * | `localTop1`      | 1.01    | emit an early-exit token unverified when top-1 ≥ this (off: on stories260K even 0.99 gives 92% agreement) |
+ * | `rowPrefillMarginMs` | 10  | a split sends its prompt as rows only when their predicted TTFT is this far inside the limit; else as token ids where the edge takes them (token prefill shares all-cloud's path, so its TTFT is as certain as the baseline's; row prefill's is predicted less well, see bench/README.md, "router") |
  *
  * @example
  * ```ts
@@ -66,6 +67,11 @@ export interface Thresholds {
   savingsTolerance: number;
   /** Emit an early-exit token without the edge when its top-1 probability is at least this. */
   localTop1: number;
+  /**
+   * Row prefill must be predicted at least this many ms inside the TTFT limit, else the prompt
+   * goes as token ids where the edge takes them (and they meet the limits).
+   */
+  rowPrefillMarginMs: number;
 }
 
 /** The calibrated defaults (see the module doc and bench/README.md). */
@@ -79,6 +85,7 @@ export const DEFAULT_THRESHOLDS: Thresholds = {
   maxDraft: 6,
   savingsTolerance: 0.05,
   localTop1: 1.01,
+  rowPrefillMarginMs: 10,
 };
 
 const pct = (x: number) => `${Math.round(100 * x)}%`;
@@ -161,8 +168,10 @@ export class DefaultPolicy implements Policy {
     const ok: Prediction[] = [];
     type Make = (prefill: "rows" | "tokens") => Prediction;
     // Each split candidate sends its prompt as rows (the fewest cloud FLOPs), or — only when
-    // that would miss the TTFT limit and the edge may take them — as token ids.
+    // that would miss the TTFT limit, or come within the margin of it, and the edge may take
+    // them — as token ids (in the margin, only if those meet both limits).
     const prefillRowsTtft = new Map<Prediction, number>();
+    const rowsLimit = ttftLimit - t.rowPrefillMarginMs;
     const candidates = all.slice(1, deepest + 1).flatMap((p) => {
       const K = p.split;
       const makers: Make[] = [
@@ -175,8 +184,10 @@ export class DefaultPolicy implements Policy {
       ];
       return makers.map((make) => {
         const rows = make("rows");
-        if (!input.tokenPrefill || K >= L || rows.ttftMs <= ttftLimit) return rows;
+        if (!input.tokenPrefill || K >= L || rows.ttftMs <= rowsLimit) return rows;
         const tokens = make("tokens");
+        const fits = tokens.ttftMs <= ttftLimit && tokens.tokensPerSec >= rateLimit;
+        if (rows.ttftMs <= ttftLimit && !fits) return rows;
         prefillRowsTtft.set(tokens, rows.ttftMs);
         return tokens;
       });
@@ -207,7 +218,9 @@ export class DefaultPolicy implements Policy {
         }, ${p.rowsSentPerToken!.toFixed(1)} rows sent/token)`
         : "";
       const prefill = p.prefill === "tokens"
-        ? `; prompt as token ids (rows: TTFT ${ms(prefillRowsTtft.get(p)!)} > ${ms(ttftLimit)})`
+        ? `; prompt as token ids (rows: TTFT ${ms(prefillRowsTtft.get(p)!)} > ${
+          ms(rowsLimit)
+        }, the limit less the ${ms(t.rowPrefillMarginMs)} margin)`
         : "";
       let d = this.#decision(p, base, L, maxDraft, describe(p, base, L) + draft + prefill);
       if (p.prefill === "tokens") d = { ...d, prefill: "tokens" };
