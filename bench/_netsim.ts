@@ -1,8 +1,10 @@
 /**
  * A loopback proxy that makes real HTTP traffic look like a mobile network: each request waits
  * half a round trip (plus seeded jitter) and its body's transfer time at the uplink rate before
- * it reaches the edge; each answer chunk waits half a round trip once, then its transfer time at
- * the downlink rate, in order (so streamed answers stay streamed). Counts bytes both ways.
+ * it reaches the edge; each answer chunk takes its transfer time at the downlink rate from when
+ * the edge wrote it (or the link is free) and arrives half a round trip later, in order (so
+ * streamed answers stay streamed, and a token written after an early first chunk still pays the
+ * latency). Counts bytes both ways.
  *
  * @example
  * ```ts
@@ -142,6 +144,39 @@ export function startProxy(
       }, { highWaterMark: 0 }),
     };
   };
+  /**
+   * An answer body on the downlink: each chunk leaves when the edge wrote it and the link is
+   * free, takes its transfer time, and arrives half a round trip later. Chunks are read as the
+   * edge writes them (their departure times are true even while earlier ones are in flight),
+   * so a stream of tokens keeps its rate and every token pays the latency, the first included.
+   */
+  const downlink = (src: ReadableStream<Uint8Array>, half: number) => {
+    const queue: { chunk: Uint8Array; at: number }[] = [];
+    let free = 0, ended = false, failed: unknown, wake = () => {};
+    (async () => {
+      try {
+        for await (const chunk of src) {
+          proxy.bytesDown += chunk.byteLength;
+          free = Math.max(free, performance.now()) + 1000 * chunk.byteLength / p.downBytesPerSec;
+          queue.push({ chunk, at: free + half });
+          wake();
+        }
+      } catch (e) {
+        failed = e;
+      }
+      ended = true;
+      wake();
+    })();
+    return new ReadableStream<Uint8Array>({
+      async pull(ctl) {
+        while (!queue.length && !ended) await new Promise<void>((r) => (wake = r));
+        if (!queue.length) return failed ? ctl.error(failed) : ctl.close();
+        const { chunk, at } = queue.shift()!;
+        await sleep(at - performance.now());
+        ctl.enqueue(chunk);
+      },
+    }, { highWaterMark: 0 });
+  };
   const forward = async (
     u: URL,
     req: Request,
@@ -164,23 +199,7 @@ export function startProxy(
       await sleep(downHalf);
       return new Response(null, { status: res.status, headers: res.headers });
     }
-    let first = true;
-    let clock = 0; // when the downlink is free again
-    const delayed = res.body.pipeThrough(
-      new TransformStream<Uint8Array, Uint8Array>({
-        async transform(chunk, ctl) {
-          proxy.bytesDown += chunk.byteLength;
-          const now = performance.now();
-          if (first) {
-            clock = now + downHalf;
-            first = false;
-          }
-          clock = Math.max(clock, now) + 1000 * chunk.byteLength / p.downBytesPerSec;
-          await sleep(clock - performance.now());
-          ctl.enqueue(chunk);
-        },
-      }),
-    );
+    const delayed = downlink(res.body, downHalf);
     return new Response(delayed, { status: res.status, headers: res.headers });
   };
   const server = Deno.serve(
