@@ -22,7 +22,9 @@
 import { parseLlama2c } from "../runtime/formats/llama2c.ts";
 import { parseLlama2cTokenizer } from "../runtime/tokenizer/llama2c.ts";
 import { RefEngine } from "../runtime/forward.ts";
+import { WasmEngine } from "../runtime/wasm_engine.ts";
 import { cutModel } from "../runtime/shard.ts";
+import { fitExitAdapter } from "../runtime/exit_adapter.ts";
 import { digestModel } from "../runtime/digest.ts";
 import { modelProfile, rowsFlops } from "../runtime/cost.ts";
 import { routerInputFor } from "../runtime/router_input.ts";
@@ -38,10 +40,9 @@ import {
 import type { Policy, SpeculationProfile, StreamProfile } from "../runtime/router/mod.ts";
 import type { Engine } from "../runtime/engine.ts";
 import type { WireDtype } from "../runtime/wire.ts";
-import { createEdgeApp } from "../edge/app.ts";
-import { serveEdge } from "../edge/hosts/deno.ts";
 import { printTable, writeResults } from "./_results.ts";
-import { PROFILES, startProxy } from "./_netsim.ts";
+import { PROFILES } from "./_netsim.ts";
+import { RemoteEdge } from "./_remote_edge.ts";
 import {
   calibrate,
   type CalibrationRow,
@@ -52,9 +53,7 @@ import {
 } from "./_router_workload.ts";
 import { type WireAgreement, wireAgreement } from "./_router_wire.ts";
 import {
-  isTokenFrame,
   measuredPace,
-  pacedEdge,
   PacedEngine,
   pacedFetch,
   pacedProfile,
@@ -68,6 +67,8 @@ import { measureConnectionClose, streamFrameBytes } from "./_conn_close.ts";
 const DIR = new URL("../../shared/models/stories260K/", import.meta.url);
 const ID = "stories260K";
 const DEVICE_LAYERS = 4; // the device holds embedding, layers [0, 4) and the head
+/** How the device's exit adapter is fitted (runtime/exit_adapter.ts). */
+const EXIT_FIT = { count: 32, length: 256, epochs: 4, candidates: 64 };
 const FIXED_SPLIT = 3;
 const PIPELINE_ROWS = 16;
 /** Draft streaming: most rows in flight (≤ the edge's 32 held per session). */
@@ -98,7 +99,7 @@ async function pool<T>(n: number, items: T[], fn: (t: T) => Promise<void>): Prom
 }
 
 /** Throughput of an engine on a short prefill + decode, FLOP/s. */
-function measureFlops(engine: RefEngine, L: number): number {
+function measureFlops(engine: Engine, L: number): number {
   const c = engine.config;
   const cache = engine.createCache();
   const t0 = performance.now();
@@ -150,18 +151,26 @@ export async function run(args: string[]): Promise<void> {
   });
   measureFlops(full, L); // warm up
   const flopsPerSec = measureFlops(full, L);
+  // The edge runs the wasm engine (f32, one thread; bench/_edge_worker.ts): its own rate.
+  const edgeEngine = await WasmEngine.create(model, { quant: "f32", threads: 1 });
+  measureFlops(edgeEngine, L);
+  const edgeFlopsPerSec = measureFlops(edgeEngine, L);
+  edgeEngine.dispose();
 
-  // 1. Calibration, offline. Drafting variants (threshold × length) at the device's depth.
+  // 1. Calibration, offline. The device's exit adapter (fitted on the model's own sampled
+  // text, not on the workload), then drafting variants (threshold × length) at its depth.
+  const fitted = fitExitAdapter(model, DEVICE_LAYERS, quick ? { count: 8, epochs: 3 } : EXIT_FIT);
+  const exitAdapter = fitted.adapter;
   const calib: CalibrationRow[] = [];
   const plain = calibrate(full, jobs, DEVICE_LAYERS, 1.01, 1.01, maxTokens);
   calib.push(plain);
   for (const th of quick ? [0.3, 0.5] : [0.2, 0.3, 0.5, 0.7]) {
     for (const md of quick ? [4] : [2, 4, 6, 10]) {
-      calib.push(calibrate(full, jobs, DEVICE_LAYERS, th, 1.01, maxTokens, md));
+      calib.push(calibrate(full, jobs, DEVICE_LAYERS, th, 1.01, maxTokens, md, exitAdapter));
     }
   }
   for (const tau of quick ? [0.9] : [0.8, 0.9, 0.95, 0.99]) {
-    calib.push(calibrate(full, jobs, DEVICE_LAYERS, 1.01, tau, maxTokens));
+    calib.push(calibrate(full, jobs, DEVICE_LAYERS, 1.01, tau, maxTokens, 6, exitAdapter));
   }
   const tol = DEFAULT_THRESHOLDS.savingsTolerance;
   const draftRows = calib.filter((r) => r.localTop1 > 1 && r.draftTop1 <= 1);
@@ -207,7 +216,8 @@ export async function run(args: string[]): Promise<void> {
     (_, k) => k === DEVICE_LAYERS ? draftRows.map(spec) : undefined,
   );
   // Draft streaming: its mismatch rate is the early-exit head's disagreement with the model.
-  const acceptance = earlyExitAgreement(full, jobs, DEVICE_LAYERS);
+  const plainAcceptance = earlyExitAgreement(full, jobs, DEVICE_LAYERS);
+  const acceptance = earlyExitAgreement(full, jobs, DEVICE_LAYERS, exitAdapter);
   const streamProfile: StreamProfile = { acceptance, maxInFlight: STREAM_WINDOW };
   const streaming = Array.from(
     { length: L + 1 },
@@ -240,7 +250,9 @@ export async function run(args: string[]): Promise<void> {
       thresholds.localTop1 > 1 ? "off" : thresholds.localTop1
     }, prompt wire ${cheapest}, early-exit agreement ${
       (100 * acceptance).toFixed(1)
-    }% (draft streaming), floor ${thresholds.minTokensPerSec} tok/s (${
+    }% with the exit adapter (${
+      (100 * plainAcceptance).toFixed(1)
+    }% without; draft streaming), floor ${thresholds.minTokensPerSec} tok/s (${
       tokensPerWord.toFixed(2)
     } tokens/word × ${SKIM_WPM} words/min)`,
   );
@@ -252,7 +264,9 @@ export async function run(args: string[]): Promise<void> {
     { name: "unscaled" },
     { name: "cloud-class", pace },
   ];
-  const edge = await createEdgeApp({ models: [{ id: ID, model, tokenizer: tok }] });
+  // The edge and the network proxies run in their own thread (bench/_edge_worker.ts), as on
+  // other machines: the device's compute here does not hold back their timers.
+  const far = new RemoteEdge();
   const profile = modelProfile(c);
   const runs: StrategyRun[] = [];
   const modelled: RouterRun["modelled"] = [];
@@ -261,20 +275,17 @@ export async function run(args: string[]): Promise<void> {
     for (const variant of variants) {
       const p = variant.pace;
       const scale = p ? p.rowBytesScale : 1;
-      const handler = p ? pacedEdge(edge.fetch, p, c, (t) => tok.encode(t).length) : edge.fetch;
-      const server = serveEdge(handler);
+      const server = await far.serve(DIR, ID, p);
       // Each request gets its own paced device (concurrent requests stand for separate devices).
       const newDevice = (): Engine => (p ? new PacedEngine(device, p) : device);
       // The cost model's rates: measured here, or the paced model class's (the pace charges
       // layers only: the head is not part of a paced token's time).
       const tokenFlops = L * profile.layerFlops(64);
       const rate = p ? tokenFlops / (p.decodeMs / 1000) : flopsPerSec;
+      const edgeRate = p ? rate : edgeFlopsPerSec;
       // Prompt rows batch (one read of the weights per pass): the paced class's prefill rate.
       const prefillRate = p ? tokenFlops / (p.prefillMs / 1000) : undefined;
       const routed = p ? scaledPolicy(policy, scale) : policy;
-      // Token ids (token prefill) are the same size at any width: only rows scale.
-      const upScale = (path: string, head?: Uint8Array) =>
-        path.endsWith("/forward") && !isTokenFrame(head) ? scale : 1;
       try {
         for (const net of Object.values(PROFILES)) {
           const concurrency = net.rttMs < 10 ? 1 : net.rttMs < 100 ? 2 : jobs.length;
@@ -308,11 +319,12 @@ export async function run(args: string[]): Promise<void> {
               prefillFlopsPerSec: prefillRate,
               heldLayers: DEVICE_LAYERS,
             },
-            edgeState: { flopsPerSec: rate, prefillFlopsPerSec: prefillRate },
+            edgeState: { flopsPerSec: edgeRate, prefillFlopsPerSec: prefillRate },
             wire,
             speculation,
             draftVariants,
             streaming,
+            exitAdapters: [exitAdapter],
             // A paced device computes a row by sleeping its simulated time before sending it.
             stream: dev instanceof PacedEngine ? { betweenRows: rowClock(dev) } : undefined,
             maxTokens,
@@ -363,28 +375,26 @@ export async function run(args: string[]): Promise<void> {
               ),
           ]);
           { // Warm the estimator as a device would: a few small requests before the first query.
-            const proxy = startProxy(server.url, net, seed++, upScale);
+            const proxy = await far.proxy(server.url, net, seed++, scale);
             for (let i = 0; i < 3; i++) await (await observed(`${proxy.url}/healthz`)).text();
             await proxy.close();
           }
           for (const [name, fn] of strategies) {
-            const proxy = startProxy(server.url, net, seed++, upScale);
+            const proxy = await far.proxy(server.url, net, seed++, scale);
             const outcomes: Outcome[] = [];
             await pool(
               concurrency,
               jobs,
               async (job) => void outcomes.push(await fn(job, proxy.url)),
             );
+            const counts = await proxy.close();
             runs.push({
               variant: variant.name,
               profile: net.name,
               strategy: name,
               outcomes,
-              bytesUp: proxy.bytesUp,
-              bytesDown: proxy.bytesDown,
-              requests: proxy.requests,
+              ...counts,
             });
-            await proxy.close();
           }
           const whole = jobs.reduce((a, j) => a + wholeFlops(c, j.prompt.length, maxTokens), 0);
           for (let k = 0; k <= DEVICE_LAYERS; k++) {
@@ -431,7 +441,7 @@ export async function run(args: string[]): Promise<void> {
       }
     }
   } finally {
-    edge.dispose();
+    far.terminate();
   }
 
   // 3. Deno's keep-alive bug (bodies over ~500 B get `Connection: close`): measured per row
@@ -487,8 +497,16 @@ export async function run(args: string[]): Promise<void> {
     maxTokens,
     jobs,
     flopsPerSec,
+    edgeFlopsPerSec,
     deviceLayers: DEVICE_LAYERS,
     streamProfile,
+    exitFit: {
+      plainAcceptance,
+      acceptance,
+      trainPlain: fitted.plainAgreement,
+      trainAdapted: fitted.agreement,
+      options: quick ? { count: 8, epochs: 3 } : EXIT_FIT,
+    },
     connClose: { results: connResults, rates },
     writeResults,
   });
