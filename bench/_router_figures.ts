@@ -14,7 +14,7 @@ import { PROFILES } from "./_netsim.ts";
 import type { PaceSpec } from "./_pace.ts";
 import { fmt, printTable } from "./_results.ts";
 import type { Outcome } from "./_router_runs.ts";
-import { routerReadme, summaryCells } from "./_router_report.ts";
+import { routerReadme, type RouterReport, summaryCells } from "./_router_report.ts";
 import type { WireAgreement } from "./_router_wire.ts";
 import { agreement, type CalibrationRow, type Job } from "./_router_workload.ts";
 import { scatterSvg } from "./_svg.ts";
@@ -139,10 +139,61 @@ export interface RouterRun {
   maxTokens: number;
   jobs: Job[];
   flopsPerSec: number;
+  edgeFlopsPerSec: number;
   deviceLayers: number;
   streamProfile: StreamProfile;
+  exitFit: RouterReport["exitFit"];
   connClose?: { results: ConnResult[]; rates: { extraRtts: number; tokensPerSec: number }[] };
   writeResults: (name: string, figures: unknown) => Promise<string>;
+}
+
+/** How far off the cost model's TTFT margin over all-cloud was, per prefill kind. */
+export interface TtftError {
+  variant: string;
+  profile: string;
+  /** "rows" or "tokens" (token prefill). */
+  prefill: string;
+  /** Requests compared. */
+  n: number;
+  /** Percentiles of (measured − all-cloud measured) − (predicted − all-cloud predicted), ms. */
+  p50: number;
+  p90: number;
+}
+
+/**
+ * The split requests' TTFT margin over the same prompt's all-cloud request, measured minus
+ * predicted: what `rowPrefillMarginMs` must cover for the TTFT limit to hold as predicted.
+ */
+function predictionErrors(runs: StrategyRun[]): TtftError[] {
+  const out: TtftError[] = [];
+  const keys = new Set(runs.map((x) => `${x.variant}\u0000${x.profile}`));
+  for (const key of keys) {
+    const [variant, profile] = key.split("\u0000");
+    const here = runs.filter((x) => x.variant === variant && x.profile === profile);
+    const cloud = new Map(
+      here.find((x) => x.strategy === "all-cloud")?.outcomes.map((o) => [o.text, o.ttftMs]) ?? [],
+    );
+    for (const prefill of ["rows", "tokens"]) {
+      const errs = here.flatMap((x) =>
+        x.outcomes.filter((o) =>
+          o.route === "split" && o.predicted && cloud.has(o.text) &&
+          (o.decision?.prefill === "tokens" ? "tokens" : "rows") === prefill
+        ).map((o) =>
+          (o.ttftMs - cloud.get(o.text)!) - (o.predicted!.ttftMs - o.predicted!.cloudTtftMs)
+        )
+      );
+      if (errs.length === 0) continue;
+      out.push({
+        variant,
+        profile,
+        prefill,
+        n: errs.length,
+        p50: pct(errs, 0.5),
+        p90: pct(errs, 0.9),
+      });
+    }
+  }
+  return out;
 }
 
 /** Prints, checks targets, plots and writes everything. */
@@ -199,6 +250,14 @@ export async function routerFigures(r: RouterRun): Promise<void> {
       });
     }
   }
+  const ttftErrors = predictionErrors(r.runs);
+  for (const e of ttftErrors) {
+    console.log(
+      `${e.variant} ${e.profile} ${e.prefill} prefill: TTFT vs all-cloud's, measured minus predicted, p50 ${
+        fmt(e.p50)
+      } ms, p90 ${fmt(e.p90)} ms over ${e.n} requests`,
+    );
+  }
   for (const x of targets) {
     console.log(
       `${x.variant} ${x.profile}: saves ${x.saved.toFixed(1)}% cloud FLOPs, agreement ${
@@ -246,8 +305,10 @@ export async function routerFigures(r: RouterRun): Promise<void> {
       referenceTokens: j.reference.length,
     })),
     flopsPerSec: r.flopsPerSec,
+    edgeFlopsPerSec: r.edgeFlopsPerSec,
     deviceLayers: r.deviceLayers,
     streamProfile: r.streamProfile,
+    exitFit: r.exitFit,
     connClose: r.connClose,
     pace: r.pace,
     profiles: PROFILES,
@@ -258,7 +319,25 @@ export async function routerFigures(r: RouterRun): Promise<void> {
     thresholds: t,
     strategies: rows,
     targets,
+    ttftErrors,
     modelled: r.modelled,
+    // Every request of every run: measured against predicted (the cost model's calibration).
+    requests: r.runs.flatMap((x) =>
+      x.outcomes.map((o) => ({
+        variant: x.variant,
+        profile: x.profile,
+        strategy: x.strategy,
+        kind: o.kind,
+        route: o.route === "split"
+          ? `K${o.split}${o.decision?.prefill === "tokens" ? "+ids" : ""}`
+          : o.route,
+        ttftMs: o.ttftMs,
+        tokensPerSec: o.tokens.length > 1
+          ? 1000 * (o.tokens.length - 1) / Math.max(1e-9, o.totalMs - o.ttftMs)
+          : 0,
+        predicted: o.predicted,
+      }))
+    ),
     decisions: r.runs.filter((x) => x.strategy === "router").flatMap((x) =>
       x.outcomes.map((o) => ({
         variant: x.variant,
@@ -269,5 +348,5 @@ export async function routerFigures(r: RouterRun): Promise<void> {
     ),
   });
   console.log(`wrote ${path} and router${suffix}.svg`);
-  if (!r.quick) await routerReadme({ ...r, rows, targets, thresholds: t });
+  if (!r.quick) await routerReadme({ ...r, rows, targets, ttftErrors, thresholds: t });
 }

@@ -10,7 +10,7 @@ import type { WireDtype } from "../runtime/wire.ts";
 import { PROFILES } from "./_netsim.ts";
 import type { PaceSpec } from "./_pace.ts";
 import { fmt } from "./_results.ts";
-import type { Summary, Target } from "./_router_figures.ts";
+import type { Summary, Target, TtftError } from "./_router_figures.ts";
 import type { WireAgreement } from "./_router_wire.ts";
 import type { CalibrationRow, Job } from "./_router_workload.ts";
 import type { StreamProfile } from "../runtime/router/types.ts";
@@ -20,6 +20,7 @@ import type { ConnResult } from "./_conn_close.ts";
 export interface RouterReport {
   rows: Summary[];
   targets: Target[];
+  ttftErrors: TtftError[];
   calib: CalibrationRow[];
   wires: WireAgreement[];
   thresholds: Thresholds;
@@ -29,7 +30,17 @@ export interface RouterReport {
   maxTokens: number;
   jobs: Job[];
   flopsPerSec: number;
+  edgeFlopsPerSec: number;
   streamProfile: StreamProfile;
+  deviceLayers: number;
+  /** The device's exit adapter: agreement on the workload and on its training text. */
+  exitFit: {
+    plainAcceptance: number;
+    acceptance: number;
+    trainPlain: number;
+    trainAdapted: number;
+    options: Record<string, number>;
+  };
   /** The Deno keep-alive bug, measured, and the predicted cloud-class 4G streaming rate. */
   connClose?: { results: ConnResult[]; rates: { extraRtts: number; tokensPerSec: number }[] };
 }
@@ -129,13 +140,32 @@ ${
 host or behind a keep-alive proxy, as docs/edge-deployers.md says; with HTTP/2 (one connection
 for all rows) the question does not arise.
 `;
+  const errs = r.ttftErrors.filter((e) => e.variant === "cloud-class");
+  const errSection = errs.length === 0 ? "" : `
+### TTFT prediction against measurement
+
+Each split request's TTFT margin over the same prompt's all-cloud request, measured minus what
+the cost model predicted (> 0: the split did worse against all-cloud than predicted), cloud-class,
+over every routed run (router and fixed splits). The policy's \`rowPrefillMarginMs\` (${t.rowPrefillMarginMs} ms) is there to cover the row-prefill line: token prefill shares all-cloud's path.
+
+${
+    markdownTable([
+      ["profile", "prefill", "requests", "p50 ms", "p90 ms"],
+      ...errs.map((e) => [e.profile, e.prefill, String(e.n), fmt(e.p50), fmt(e.p90)]),
+    ])
+  }
+`;
   const body = `## router
 
 \`deno task bench router [--quick]\` — stories260K, ${r.jobs.length} requests per strategy and
 profile (story openings short/medium/hard and synthetic long prompts of ~320 tokens),
 ${r.maxTokens} tokens each, greedy. Real HTTP to a real edge (\`edge/app.ts\`) on loopback
 through a proxy that delays and throttles it (${profiles.join("; ")}). The device is this
-process holding the embedding, layers [0, 4) and the head. "all-cloud" is the edge's OpenAI
+process's main thread holding the embedding, layers [0, 4) and the head; the edge (wasm f32
+engine) runs in one worker, the proxies and the edge's pace in another, so neither side's compute
+holds back the other's timers (bench/_remote_edge.ts). The proxy's latency applies to every
+chunk of an answer: a token streamed after an early first chunk still arrives half a round trip
+after the edge wrote it. "all-cloud" is the edge's OpenAI
 chat route, text in, SSE out, each token flushed as it is computed; "fixed split 3" and the
 router run through \`routedGenerate\` (split sessions opened ahead of the query, as an app would
 when the user starts typing). "cloud FLOPs" is edge FLOPs over what the edge runs all-cloud;
@@ -158,10 +188,12 @@ Two compute variants:
     fmt(r.pace.rowBytesScale)
   } bytes). The device is as fast per layer as the edge here: a phone with wasm q8_0 ≈ this
   2-core box; a GPU cloud would make all-cloud faster and the rate criterion harder.
-- **unscaled**: the tiny model's real compute (${
+- **unscaled**: the tiny model's real compute (device: the reference engine, ${
     fmt(r.flopsPerSec / 1e9)
-  } GFLOP/s, microseconds a token) and its real 64-wide rows: all-cloud looks instant, which no real
-  cloud is; kept for comparison with earlier runs.
+  } GFLOP/s; edge: the wasm f32 engine, ${
+    fmt(r.edgeFlopsPerSec / 1e9)
+  } GFLOP/s; microseconds a token) and its real 64-wide rows: all-cloud looks instant, which no
+  real cloud is; kept for comparison with earlier runs.
 
 ### cloud-class
 
@@ -211,14 +243,23 @@ ${
 
 ### Calibration
 
-In process on the same workload (no network), K = 4. Drafting variants (draft while the
+In process on the same workload (no network), K = 4. The device drafts through an exit adapter
+(runtime/exit_adapter.ts: one ${r.deviceLayers}→final affine map before the head, fitted by distillation on
+${r.exitFit.options.count} × ${
+    r.exitFit.options.length ?? 256
+  } tokens the model samples itself, not on this workload): on the
+workload's decode positions the early-exit head agrees with the whole model on ${
+    (100 * r.exitFit.acceptance).toFixed(1)
+  }% with it, ${(100 * r.exitFit.plainAcceptance).toFixed(1)}% without (on its training text ${
+    (100 * r.exitFit.trainAdapted).toFixed(1)
+  }% vs ${(100 * r.exitFit.trainPlain).toFixed(1)}%). Drafting variants (draft while the
 early-exit top-1 ≥ draftTop1, at most maxDraft a trip) are all handed to the policy, which
 weighs each with the cost model per link; the default (\`speculation[4]\`) is the one with the
 most tokens per trip within the 5-point savings tolerance: draftTop1 ${
     off(t.draftTop1)
   } × ${t.maxDraft}. localTop1 (emit an early-exit token unverified) ${off(t.localTop1)}: no
-threshold keeps ≥ 99% agreement on stories260K. Draft streaming's mismatch rate: the early-exit
-head after layer 4 agrees with the whole model on ${
+threshold keeps ≥ 99% agreement on stories260K. Draft streaming's mismatch rate: the adapted
+early-exit head after layer 4 agrees with the whole model on ${
     (100 * r.streamProfile.acceptance).toFixed(1)
   }% of the workload's decode positions (teacher-forced), the policy's \`streaming[4]\`.
 
@@ -264,6 +305,6 @@ ${
 
 Plot: \`bench/results/router.svg\` (cloud-class savings vs p50 latency per profile; hollow points
 are the cost model's prediction per split K).
-${connSection}`;
+${errSection}${connSection}`;
   await updateReadme("router", body);
 }

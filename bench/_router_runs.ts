@@ -16,6 +16,8 @@ import { type Job, wholeFlops } from "./_router_workload.ts";
 /** One request's outcome. */
 export interface Outcome {
   kind: string;
+  /** The prompt text (identifies the job across strategies). */
+  text: string;
   reference: number[];
   route: string;
   split: number;
@@ -29,6 +31,8 @@ export interface Outcome {
   /** Decode round trips waited for. */
   decodeTrips: number;
   decision?: Omit<Decision, "predicted" | "baseline">;
+  /** What the policy predicted for the route it took and for all-cloud (routed runs). */
+  predicted?: { ttftMs: number; tokensPerSec: number; cloudTtftMs: number };
 }
 
 /** All-cloud: the OpenAI chat route, streamed. */
@@ -75,6 +79,7 @@ export async function runCloud(
   const w = wholeFlops(c, job.prompt.length, job.reference.length);
   return {
     kind: job.kind,
+    text: job.text,
     reference: job.reference,
     route: "cloud",
     split: 0,
@@ -104,9 +109,10 @@ export async function runRouted(
   const tokens = await Array.fromAsync(run);
   const m = run.metrics();
   const [d] = run.decisions();
-  const { predicted: _p, baseline: _b, ...decision } = d;
+  const { predicted, baseline, ...decision } = d;
   return {
     kind: job.kind,
+    text: job.text,
     reference: job.reference,
     route: d.route,
     split: d.split,
@@ -124,5 +130,10 @@ export async function runRouted(
       ? Math.max(0, tokens.length - 1) / m.tokensPerRoundTrip
       : m.roundTrips - 1,
     decision,
+    predicted: {
+      ttftMs: predicted.ttftMs,
+      tokensPerSec: predicted.tokensPerSec,
+      cloudTtftMs: baseline.ttftMs,
+    },
   };
 }

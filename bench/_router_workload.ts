@@ -8,6 +8,7 @@
 
 import { rowsFlops } from "../runtime/cost.ts";
 import type { Engine } from "../runtime/engine.ts";
+import { draftLogits, type ExitAdapter } from "../runtime/exit_adapter.ts";
 import { generate } from "../runtime/generate.ts";
 import { headFlops, type ModelConfig } from "../runtime/model.ts";
 import { DefaultPolicy } from "../runtime/router/policy.ts";
@@ -109,11 +110,17 @@ export function calibrate(
   localTop1: number,
   maxTokens: number,
   maxDraft = 6,
+  exitAdapter?: ExitAdapter,
 ): CalibrationRow {
   let tokens = 0, trips = 0, rows = 0, edge = 0, whole = 0, same = 0, of = 0;
   const policy = new DefaultPolicy({ draftTop1, localTop1, maxDraft });
   for (const job of jobs) {
-    const gen = speculativeSplit(engine, engine, job.prompt, { split, maxTokens, policy });
+    const gen = speculativeSplit(engine, engine, job.prompt, {
+      split,
+      maxTokens,
+      policy,
+      exitAdapter,
+    });
     const out: number[] = [];
     let r = gen.next();
     for (; !r.done; r = gen.next()) out.push(r.value);
@@ -145,7 +152,12 @@ export function calibrate(
  * decode positions, teacher-forced on the all-cloud answer: the acceptance of draft streaming
  * (each disagreement costs it a round trip).
  */
-export function earlyExitAgreement(engine: Engine, jobs: Job[], split: number): number {
+export function earlyExitAgreement(
+  engine: Engine,
+  jobs: Job[],
+  split: number,
+  exitAdapter?: ExitAdapter,
+): number {
   const { dim } = engine.config;
   let hit = 0, of = 0;
   for (const job of jobs) {
@@ -154,7 +166,8 @@ export function earlyExitAgreement(engine: Engine, jobs: Job[], split: number): 
     // The row at position p drafts the token at p + 1; decode drafts start after the first token.
     for (let p = job.prompt.length; p + 1 < ctx.length; p++) {
       of++;
-      if (argmax(engine.head(h.subarray(p * dim, (p + 1) * dim))) === ctx[p + 1]) hit++;
+      const row = h.subarray(p * dim, (p + 1) * dim);
+      if (argmax(draftLogits(engine, row, split, exitAdapter)) === ctx[p + 1]) hit++;
     }
   }
   return of > 0 ? hit / of : 0;
