@@ -160,6 +160,9 @@ export interface TtftError {
   p90: number;
 }
 
+/** The strategies that send prompts as the router does (f16 rows, pipelined). */
+const ROUTER_WIRE = /^(router|split \d+ \+ streaming)$/;
+
 /**
  * The split requests' TTFT margin over the same prompt's all-cloud request, measured minus
  * predicted: what `rowPrefillMarginMs` must cover for the TTFT limit to hold as predicted.
@@ -169,9 +172,12 @@ function predictionErrors(runs: StrategyRun[]): TtftError[] {
   const keys = new Set(runs.map((x) => `${x.variant}\u0000${x.profile}`));
   for (const key of keys) {
     const [variant, profile] = key.split("\u0000");
-    const here = runs.filter((x) => x.variant === variant && x.profile === profile);
+    const here = runs.filter((x) =>
+      x.variant === variant && x.profile === profile && ROUTER_WIRE.test(x.strategy)
+    );
     const cloud = new Map(
-      here.find((x) => x.strategy === "all-cloud")?.outcomes.map((o) => [o.text, o.ttftMs]) ?? [],
+      runs.find((x) => x.variant === variant && x.profile === profile && x.strategy === "all-cloud")
+        ?.outcomes.map((o) => [o.text, o.ttftMs]) ?? [],
     );
     for (const prefill of ["rows", "tokens"]) {
       const errs = here.flatMap((x) =>

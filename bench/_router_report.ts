@@ -146,7 +146,8 @@ for all rows) the question does not arise.
 
 Each split request's TTFT margin over the same prompt's all-cloud request, measured minus what
 the cost model predicted (> 0: the split did worse against all-cloud than predicted), cloud-class,
-over every routed run (router and fixed splits). The policy's \`rowPrefillMarginMs\` (${t.rowPrefillMarginMs} ms) is there to cover the row-prefill line: token prefill shares all-cloud's path.
+over the runs with the router's wire (the router and split 4 + streaming: f16 prompt rows
+pipelined in chunks of 16). The policy's \`rowPrefillMarginMs\` (${t.rowPrefillMarginMs} ms) is there to cover the row-prefill line: token prefill shares all-cloud's path.
 
 ${
     markdownTable([
@@ -188,11 +189,9 @@ Two compute variants:
     fmt(r.pace.rowBytesScale)
   } bytes). The device is as fast per layer as the edge here: a phone with wasm q8_0 ≈ this
   2-core box; a GPU cloud would make all-cloud faster and the rate criterion harder.
-- **unscaled**: the tiny model's real compute (device: the reference engine, ${
-    fmt(r.flopsPerSec / 1e9)
-  } GFLOP/s; edge: the wasm f32 engine, ${
+- **unscaled**: the tiny model's real compute (the wasm f32 engine on both sides, ${
     fmt(r.edgeFlopsPerSec / 1e9)
-  } GFLOP/s; microseconds a token) and its real 64-wide rows: all-cloud looks instant, which no
+  } GFLOP/s, microseconds a token) and its real 64-wide rows: all-cloud looks instant, which no
   real cloud is; kept for comparison with earlier runs.
 
 ### cloud-class
