@@ -193,6 +193,10 @@ Two compute variants:
     fmt(r.edgeFlopsPerSec / 1e9)
   } GFLOP/s, microseconds a token) and its real 64-wide rows: all-cloud looks instant, which no
   real cloud is; kept for comparison with earlier runs.
+  On this variant the split TTFTs also carry a Deno artefact: Deno's \`fetch\` leaves
+  TCP_NODELAY off (denoland/deno#35581), so a streamed request body (the pipelined prompt) can
+  stall ~40 ms on its last chunk (Nagle + delayed ACK), device → proxy and proxy → edge; with
+  compute of microseconds it shows. Browsers and Node's \`fetch\` set TCP_NODELAY.
 
 ### cloud-class
 
