@@ -51,7 +51,7 @@ import {
 } from "./models.ts";
 import { registerChat } from "./openai.ts";
 import { registerGenerate } from "./generate_route.ts";
-import { EdgeMetrics, registerMetrics } from "./metrics.ts";
+import { EdgeMetrics, type GenerationAccount, registerMetrics } from "./metrics.ts";
 import { SessionStore } from "./sessions.ts";
 import {
   type EdgeSession,
@@ -347,8 +347,9 @@ export async function createEdgeApp(options: EdgeOptions): Promise<EdgeApp> {
     return c.body(null, 204);
   });
 
-  registerChat(app, models, limits);
-  registerGenerate(app, models, limits);
+  const account: GenerationAccount = (m, route, n, k, ms) => metrics.generation(m, route, n, k, ms);
+  registerChat(app, models, limits, account);
+  registerGenerate(app, models, limits, account);
   registerMetrics(app, metrics, () => ({ sessions: sessions.size, kvBytes: sessions.totalBytes }));
 
   return {

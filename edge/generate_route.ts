@@ -32,6 +32,7 @@ import { generate } from "../runtime/generate.ts";
 import { encodeReplyLine } from "../runtime/wire_reply.ts";
 import { readJson } from "./body.ts";
 import { createYielder } from "./flush.ts";
+import { type GenerationAccount, StepTimer } from "./metrics.ts";
 import { type EdgeModel, isWhole } from "./models.ts";
 
 interface GenerateRequest {
@@ -83,18 +84,20 @@ export function registerGenerate(
   app: Hono,
   models: Map<string, EdgeModel>,
   limits: { maxBodyBytes: number; maxChatTokens: number },
+  account?: GenerationAccount,
 ): void {
   app.post("/v1/generate", async (c: Context) => {
     const [req, m] = checkRequest(await readJson(c.req.raw, limits.maxBodyBytes), models);
     const maxTokens = Math.min(req.max_tokens ?? 256, limits.maxChatTokens);
     const t0 = performance.now();
-    const tokens = generate(m.engine, req.tokens, {
+    const timer = new StepTimer();
+    const tokens = timer.wrap(generate(m.engine, req.tokens, {
       maxTokens,
       temperature: req.temperature ?? 0,
       topP: req.top_p ?? 1,
       seed: req.seed ?? 1,
       stopAtEos: req.stop_at_eos ?? true,
-    });
+    }));
     const first = tokens.next(); // validation and the prefill before the answer starts
     c.header("content-type", "application/x-ndjson");
     return stream(c, async (out) => {
@@ -112,6 +115,7 @@ export function registerGenerate(
         return;
       } finally {
         flush.close();
+        account?.(m, "generate", req.tokens.length, timer.tokens, timer.ms);
       }
       const edgeMs = performance.now() - t0;
       await out.write(encodeReplyLine({ done: true, seq: 0, accepted: 0, length: pos, edgeMs }));

@@ -1,7 +1,9 @@
 /**
  * The edge's cost accounting as Prometheus metrics (`GET /metrics`, text format 0.0.4):
- * frames, rows and FLOPs run per model and split, draft tokens proposed and accepted,
- * tokens answered, bytes in and out, compute time, and gauges for sessions and KV bytes.
+ * frames, rows and FLOPs run per model and split (split 0: whole-model generations on the chat
+ * and token-id routes), draft tokens proposed and accepted, tokens answered, bytes in and out,
+ * compute time (frames and generations: what a device's router reads as the edge's load and
+ * speed, `runtime/edge_monitor.ts`), and gauges for sessions and KV bytes.
  *
  * | metric                                  | type    | labels              |
  * | --------------------------------------- | ------- | ------------------- |
@@ -14,6 +16,7 @@
  * | `tandem_edge_bytes_received_total`      | counter | model               |
  * | `tandem_edge_bytes_sent_total`          | counter | model               |
  * | `tandem_edge_compute_seconds_total`     | counter | model               |
+ * | `tandem_edge_generations_total`         | counter | model, route (`chat`, `generate`) |
  * | `tandem_edge_sessions`                  | gauge   | —                   |
  * | `tandem_edge_kv_bytes`                  | gauge   | —                   |
  *
@@ -29,7 +32,7 @@
 
 import type { Hono } from "hono";
 import { rowsFlops } from "../runtime/cost.ts";
-import { headFlops } from "../runtime/model.ts";
+import { headFlops, type ModelConfig } from "../runtime/model.ts";
 import { MetricRegistry } from "../runtime/router/prometheus.ts";
 import {
   FLAG_EMBED,
@@ -69,6 +72,10 @@ export class EdgeMetrics {
   readonly #seconds = this.#r.counter(
     "tandem_edge_compute_seconds_total",
     "Seconds spent computing frames.",
+  );
+  readonly #generations = this.#r.counter(
+    "tandem_edge_generations_total",
+    "Whole-model generations (chat and token-id routes).",
   );
   readonly #sessions = this.#r.gauge("tandem_edge_sessions", "Split sessions held.");
   readonly #kv = this.#r.gauge("tandem_edge_kv_bytes", "KV-cache bytes held by all sessions.");
@@ -130,6 +137,30 @@ export class EdgeMetrics {
     this.#seconds.inc({ model }, ms / 1000);
   }
 
+  /**
+   * Accounts one generation on the chat or token-id route: the whole model ran the prompt and
+   * each token (as all-cloud is counted everywhere: prompt + produced − 1 rows, a head a token),
+   * in `ms` of compute.
+   */
+  generation(
+    model: { id: string; config: ModelConfig },
+    route: "chat" | "generate",
+    promptTokens: number,
+    produced: number,
+    ms: number,
+  ): void {
+    const c = model.config;
+    const labels = { model: model.id, split: "0" };
+    this.#generations.inc({ model: model.id, route });
+    this.#flops.inc(
+      labels,
+      rowsFlops(c, c.nLayers, 0, promptTokens + Math.max(0, produced - 1)) +
+        produced * headFlops(c),
+    );
+    this.#tokens.inc(labels, produced);
+    this.#seconds.inc({ model: model.id }, ms / 1000);
+  }
+
   /** The exposition text, with the gauges set from `state`. */
   format(state: { sessions: number; kvBytes: number }): string {
     this.#sessions.set({}, state.sessions);
@@ -160,4 +191,48 @@ export function registerMetrics(
     new Response(metrics.format(state()), {
       headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
     }));
+}
+
+/** Where a generation route reports what it ran ({@linkcode EdgeMetrics.generation}). */
+export type GenerationAccount = (
+  model: { id: string; config: ModelConfig },
+  route: "chat" | "generate",
+  promptTokens: number,
+  produced: number,
+  ms: number,
+) => void;
+
+/**
+ * Times a token generator's steps: `ms` sums the time spent inside `next()` (the compute, not
+ * the waits for the client between tokens), `tokens` counts the tokens it gave.
+ *
+ * @example
+ * ```ts
+ * import { StepTimer } from "./metrics.ts";
+ * const timer = new StepTimer();
+ * for (const _ of timer.wrap([1, 2, 3].values())) {}
+ * console.log(timer.tokens); // 3
+ * ```
+ */
+export class StepTimer {
+  /** Compute time so far, ms. */
+  ms = 0;
+  /** Tokens given so far. */
+  tokens = 0;
+
+  /** `tokens`, timed. */
+  wrap(tokens: Iterator<number>): IterableIterator<number> {
+    const next = (): IteratorResult<number> => {
+      const t0 = performance.now();
+      try {
+        const r = tokens.next();
+        if (!r.done) this.tokens++;
+        return r;
+      } finally {
+        this.ms += performance.now() - t0;
+      }
+    };
+    const it: IterableIterator<number> = { next, [Symbol.iterator]: () => it };
+    return it;
+  }
 }

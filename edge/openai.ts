@@ -27,6 +27,7 @@ import { generate } from "../runtime/generate.ts";
 import { StreamDecoder, type Tokenizer } from "../runtime/tokenizer/tokenizer.ts";
 import { readJson } from "./body.ts";
 import { createYielder } from "./flush.ts";
+import { type GenerationAccount, StepTimer } from "./metrics.ts";
 import { type EdgeModel, isWhole } from "./models.ts";
 
 interface ChatRequest {
@@ -114,6 +115,7 @@ export function registerChat(
   app: Hono,
   models: Map<string, EdgeModel>,
   limits: { maxBodyBytes: number; maxChatTokens: number },
+  account?: GenerationAccount,
 ): void {
   app.post("/v1/chat/completions", async (c: Context) => {
     const req = checkChat(await readJson(c.req.raw, limits.maxBodyBytes));
@@ -123,12 +125,14 @@ export function registerChat(
       req.max_completion_tokens ?? req.max_tokens ?? 256,
       limits.maxChatTokens,
     );
-    const tokens = generate(m.engine, prompt, {
+    const timer = new StepTimer();
+    const tokens = timer.wrap(generate(m.engine, prompt, {
       maxTokens,
       temperature: req.temperature ?? 1,
       topP: req.top_p ?? 1,
       seed: req.seed ?? 1,
-    });
+    }));
+    const accounted = () => account?.(m, "chat", prompt.length, timer.tokens, timer.ms);
     const id = `chatcmpl-${crypto.randomUUID()}`;
     const created = Math.floor(Date.now() / 1000);
     const base = { id, created, model: m.id };
@@ -146,6 +150,7 @@ export function registerChat(
         text += decoder.push(t);
         n++;
       }
+      accounted();
       text += decoder.flush();
       return c.json({
         ...base,
@@ -189,6 +194,7 @@ export function registerChat(
         }
       } finally {
         flush.close();
+        accounted();
       }
       const tail = decoder.flush();
       if (tail) await chunk({ content: tail }, null);
