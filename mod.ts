@@ -101,6 +101,7 @@ export {
   type WireChoice,
 } from "./runtime/router_input.ts";
 export { earlyExitGenerate } from "./runtime/early_exit.ts";
+export { EdgeMonitor, type EdgeMonitorOptions } from "./runtime/edge_monitor.ts";
 export {
   applyExitAdapter,
   draftLogits,

@@ -31,6 +31,7 @@
 import { rowsFlops } from "./cost.ts";
 import { cloudGenerate } from "./cloud_generate.ts";
 import { earlyExitGenerate } from "./early_exit.ts";
+import type { EdgeMonitor } from "./edge_monitor.ts";
 import { type ExitAdapter, exitAdapterFlops } from "./exit_adapter.ts";
 import type { Engine } from "./engine.ts";
 import { check, TandemError } from "./errors.ts";
@@ -91,6 +92,11 @@ export interface RoutedOptions extends RouterContext {
    * K, and a local answer from layers [0, K), go through the one for K when present.
    */
   exitAdapters?: readonly ExitAdapter[];
+  /**
+   * Reads the edge's load and speed from its `/metrics` before deciding (`edge_monitor.ts`);
+   * what it has measured overrides `edgeState`.
+   */
+  edgeMonitor?: EdgeMonitor;
 }
 
 /**
@@ -192,11 +198,12 @@ export function routedGenerate(
   const adapterFor = (K: number) => options.exitAdapters?.find((a) => a.split === K);
 
   const decide = (produced: number, edgeUp: boolean, trigger?: string): Decision => {
+    const measured = options.edgeMonitor?.state;
     const input = routerInputFor(
       engine,
       estimator.state,
       { promptTokens: prompt.length + produced, maxTokens: maxTokens - produced },
-      options,
+      measured ? { ...options, edgeState: { ...options.edgeState, ...measured } } : options,
     );
     if (!edgeUp) input.edge = { ...input.edge, available: false };
     const d = policy.decide(input);
@@ -296,6 +303,7 @@ export function routedGenerate(
 
   async function* all(): AsyncGenerator<number, void, void> {
     const produced: number[] = [];
+    await options.edgeMonitor?.refresh(); // at most once per its interval; never throws
     let d = decide(0, true);
     if (prepared && !(d.route === "split" && d.split === prepared.split)) {
       prepared.close().catch(() => {});
