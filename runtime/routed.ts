@@ -97,6 +97,14 @@ export interface RoutedOptions extends RouterContext {
    * what it has measured overrides `edgeState`.
    */
   edgeMonitor?: EdgeMonitor;
+  /**
+   * Re-deciding during generation (default on): every `everyTokens` tokens (16) the policy is
+   * asked again with what the run has measured; the run switches when another route's
+   * predicted time for the rest, its prefill of the context included, beats the running route's
+   * measured pace by `minGain` (0.25). `false` keeps the first decision (failures still
+   * re-decide).
+   */
+  reroute?: false | { everyTokens?: number; minGain?: number };
 }
 
 /**
@@ -197,7 +205,8 @@ export function routedGenerate(
   let prepared = options.prepared;
   const adapterFor = (K: number) => options.exitAdapters?.find((a) => a.split === K);
 
-  const decide = (produced: number, edgeUp: boolean, trigger?: string): Decision => {
+  /** The policy's decision for the rest of the query, from what is known now (not logged). */
+  const evaluate = (produced: number, edgeUp: boolean): Decision => {
     const measured = options.edgeMonitor?.state;
     const input = routerInputFor(
       engine,
@@ -206,10 +215,48 @@ export function routedGenerate(
       measured ? { ...options, edgeState: { ...options.edgeState, ...measured } } : options,
     );
     if (!edgeUp) input.edge = { ...input.edge, available: false };
-    const d = policy.decide(input);
+    return policy.decide(input);
+  };
+  const adopt = (d: Decision, produced: number, trigger?: string): Decision => {
     const held = engine.parts.layers[1];
     log.push({ ...d, atToken: produced, degraded: d.route === "local" && held < L, trigger });
     return d;
+  };
+  const decide = (produced: number, edgeUp: boolean, trigger?: string): Decision =>
+    adopt(evaluate(produced, edgeUp), produced, trigger);
+  const reroute = options.reroute === false ? undefined : {
+    everyTokens: options.reroute?.everyTokens ?? 16,
+    minGain: options.reroute?.minGain ?? 0.25,
+  };
+  check(
+    !reroute || (Number.isInteger(reroute.everyTokens) && reroute.everyTokens >= 1 &&
+      reroute.minGain >= 0 && reroute.minGain < 1),
+    "bad_argument",
+    () =>
+      `Cannot route: reroute.everyTokens must be a whole number ≥ 1 and minGain in [0, 1), got ${reroute?.everyTokens} and ${reroute?.minGain}`,
+  );
+  /**
+   * At a check point: the decision to switch to, when the policy now picks another route whose
+   * predicted time for the rest (its prefill of the whole context included) beats the running
+   * route's measured pace by `minGain`; else undefined.
+   */
+  const better = (d: Decision, produced: number, paceMs: number): Decision | undefined => {
+    const next = evaluate(produced, true);
+    const same = next.route === d.route && next.split === d.split &&
+      next.maxDraft === d.maxDraft && !next.streamed === !d.streamed;
+    const restMs = (maxTokens - produced) * paceMs;
+    if (
+      same || next.route === "local" || !(next.predicted.totalMs < (1 - reroute!.minGain) * restMs)
+    ) {
+      return undefined;
+    }
+    return adopt(
+      next,
+      produced,
+      `reroute: the running route streams ${(1000 / paceMs).toFixed(1)} tok/s, ${
+        Math.round(restMs)
+      } ms for the rest; this is predicted ${Math.round(next.predicted.totalMs)} ms`,
+    );
   };
 
   async function* route(d: Decision, context: number[], budget: number): AsyncGenerator<number> {
@@ -309,14 +356,29 @@ export function routedGenerate(
       prepared.close().catch(() => {});
       prepared = undefined;
     }
+    let edgeTrusted = true; // after a failure the run stays where it fell back to
     for (let fallbacks = 0;; fallbacks++) {
       try {
+        let switched: Decision | undefined;
+        const times: number[] = [];
         for await (const t of route(d, [...prompt, ...produced], maxTokens - produced.length)) {
           produced.push(t);
           overall.tokens(1);
           yield t;
+          // Every few tokens, ask again with what the run has measured (link, edge).
+          times.push(performance.now());
+          const n = edgeTrusted ? reroute?.everyTokens ?? 0 : 0;
+          if (n > 0 && times.length > n && times.length % n === 1 && produced.length < maxTokens) {
+            const paceMs = (times[times.length - 1] - times[times.length - 1 - n]) / n;
+            await options.edgeMonitor?.refresh();
+            switched = better(d, produced.length, paceMs);
+            if (switched) break; // leaving the loop closes the running route
+          }
         }
-        return;
+        if (!switched) return;
+        d = switched;
+        fallbacks--; // a switch is not a failure
+        continue;
       } catch (e) {
         if (prepared) prepared.close().catch(() => {});
         prepared = undefined;
@@ -324,6 +386,7 @@ export function routedGenerate(
         if (!FAILOVER.has(code) || fallbacks >= (options.maxFallbacks ?? 2)) throw e;
         if (produced.length >= maxTokens) return;
         d = decide(produced.length, false, `${code}: ${(e as Error).message}`);
+        edgeTrusted = false;
       }
     }
   }

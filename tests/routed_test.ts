@@ -136,3 +136,49 @@ for (const policy of [new FixedPolicy(4, 6), new FixedPolicy(0)]) {
     }
   });
 }
+
+Deno.test("routed: a link that slows down mid-generation moves the rest of the query to the cloud", async () => {
+  await withEdge(async (url) => {
+    let forwards = 0;
+    // After a few fast round trips every request waits 120 ms more: one round trip per token
+    // (a plain split) becomes slow, one stream (cloud) pays it once.
+    const proxy = startFaultProxy(url, (req) => {
+      const path = new URL(req.url).pathname;
+      if (path.endsWith("/forward")) return forwards++ >= 4 ? { delayMs: 120 } : "pass";
+      return forwards > 4 ? { delayMs: 120 } : "pass";
+    });
+    try {
+      const opts = {
+        ...base(proxy.url),
+        maxTokens: 64,
+        policy: new DefaultPolicy(),
+        device: { flopsPerSec: 1e9 },
+        edgeState: { flopsPerSec: 1e9 },
+      };
+      const run = routedGenerate(device, SHORT, { ...opts, reroute: { everyTokens: 8 } });
+      const got = await Array.fromAsync(run);
+      assert.deepEqual(got, [...generate(full, SHORT, { maxTokens: 64 })]);
+      const log = run.decisions();
+      assert.equal(log[0].route, "split");
+      assert.equal(log.length, 2, JSON.stringify(log.map((d) => [d.route, d.trigger])));
+      assert.equal(log[1].route, "cloud");
+      assert.equal(log[1].degraded, false);
+      assert.match(log[1].trigger ?? "", /^reroute: the running route streams [\d.]+ tok\/s/);
+      assert.ok(log[1].atToken > 4 && log[1].atToken < 64, `switched at ${log[1].atToken}`);
+      const [split, cloud] = run.segments();
+      assert.equal(split.tokens + cloud.tokens, got.length);
+      assert.equal(cloud.route, "cloud");
+      // Without re-routing the run stays split, one slow round trip a token.
+      forwards = 0;
+      const fixed = routedGenerate(device, SHORT, { ...opts, reroute: false });
+      assert.deepEqual(await Array.fromAsync(fixed), got);
+      assert.equal(fixed.decisions().length, 1);
+      assert.throws(
+        () => routedGenerate(device, SHORT, { ...opts, reroute: { everyTokens: 0 } }),
+        /reroute.everyTokens must be a whole number/,
+      );
+    } finally {
+      await proxy.close();
+    }
+  });
+});
