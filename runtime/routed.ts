@@ -98,11 +98,11 @@ export interface RoutedOptions extends RouterContext {
    */
   edgeMonitor?: EdgeMonitor;
   /**
-   * Re-deciding during generation (default on): every `everyTokens` tokens (16) the policy is
+   * Re-deciding during generation (default on): every `everyTokens` tokens (16), when the
+   * running route streams slower than predicted by more than `minGain` (0.25), the policy is
    * asked again with what the run has measured; the run switches when another route's
    * predicted time for the rest, its prefill of the context included, beats the running route's
-   * measured pace by `minGain` (0.25). `false` keeps the first decision (failures still
-   * re-decide).
+   * measured pace by `minGain`. `false` keeps the first decision (failures still re-decide).
    */
   reroute?: false | { everyTokens?: number; minGain?: number };
 }
@@ -236,11 +236,17 @@ export function routedGenerate(
       `Cannot route: reroute.everyTokens must be a whole number ≥ 1 and minGain in [0, 1), got ${reroute?.everyTokens} and ${reroute?.minGain}`,
   );
   /**
-   * At a check point: the decision to switch to, when the policy now picks another route whose
-   * predicted time for the rest (its prefill of the whole context included) beats the running
-   * route's measured pace by `minGain`; else undefined.
+   * At a check point: the decision to switch to, or undefined. Only a route that streams slower
+   * than its own prediction by more than `minGain` is reconsidered (re-routing answers a link or
+   * an edge that got worse, not the cost model's optimism about an alternative); then the switch
+   * needs the policy to pick another route whose predicted time for the rest (its prefill of the
+   * whole context included) beats the running route's measured pace by `minGain`.
    */
   const better = (d: Decision, produced: number, paceMs: number): Decision | undefined => {
+    const expected = d.predicted.tokensPerSec;
+    if (!Number.isFinite(expected) || 1000 / paceMs >= (1 - reroute!.minGain) * expected) {
+      return undefined;
+    }
     const next = evaluate(produced, true);
     const same = next.route === d.route && next.split === d.split &&
       next.maxDraft === d.maxDraft && !next.streamed === !d.streamed;
@@ -360,13 +366,16 @@ export function routedGenerate(
     for (let fallbacks = 0;; fallbacks++) {
       try {
         let switched: Decision | undefined;
+        // Arrival times of the segment's tokens from its second on: the first is the prompt's
+        // answer, the gap to the second the drafting's warm-up; the pace is what follows.
         const times: number[] = [];
+        let seen = 0;
         for await (const t of route(d, [...prompt, ...produced], maxTokens - produced.length)) {
+          if (seen++ > 0) times.push(performance.now());
           produced.push(t);
           overall.tokens(1);
           yield t;
-          // Every few tokens, ask again with what the run has measured (link, edge).
-          times.push(performance.now());
+          // Every few tokens, check the pace against the prediction (and maybe re-decide).
           const n = edgeTrusted ? reroute?.everyTokens ?? 0 : 0;
           if (n > 0 && times.length > n && times.length % n === 1 && produced.length < maxTokens) {
             const paceMs = (times[times.length - 1] - times[times.length - 1 - n]) / n;
