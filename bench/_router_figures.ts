@@ -88,7 +88,12 @@ export function summarize(r: StrategyRun): Summary {
     trips += x.decodeTrips;
     if (x.decodeTrips > 0) decoded += Math.max(0, x.tokens.length - 1);
     const ids = x.decision?.prefill === "tokens" ? "+ids" : ""; // token prefill (wire 1.2)
-    const key = x.route === "cloud" ? "cloud" : x.route === "local" ? "local" : `K${x.split}${ids}`;
+    const first = x.route === "cloud"
+      ? "cloud"
+      : x.route === "local"
+      ? "local"
+      : `K${x.split}${ids}`;
+    const key = [first, ...(x.later ?? [])].join("→"); // later: re-routed or fell back
     routes.set(key, (routes.get(key) ?? 0) + 1);
   }
   const tps = o.map((x) =>
@@ -350,6 +355,7 @@ export async function routerFigures(r: RouterRun): Promise<void> {
         profile: x.profile,
         kind: o.kind,
         ...o.decision,
+        later: o.laterDecisions,
       }))
     ),
   });

@@ -31,6 +31,10 @@ export interface Outcome {
   /** Decode round trips waited for. */
   decodeTrips: number;
   decision?: Omit<Decision, "predicted" | "baseline">;
+  /** Routes the run moved to after its first decision (re-routing or a failure), e.g. "cloud". */
+  later?: string[];
+  /** Those later decisions: when and why. */
+  laterDecisions?: { atToken: number; route: string; trigger?: string; reason: string }[];
   /** What the policy predicted for the route it took and for all-cloud (routed runs). */
   predicted?: { ttftMs: number; tokensPerSec: number; cloudTtftMs: number };
 }
@@ -108,7 +112,7 @@ export async function runRouted(
   const run = routedGenerate(engine, job.prompt, { ...opts, prepared });
   const tokens = await Array.fromAsync(run);
   const m = run.metrics();
-  const [d] = run.decisions();
+  const [d, ...rest] = run.decisions();
   const { predicted, baseline, ...decision } = d;
   return {
     kind: job.kind,
@@ -130,6 +134,13 @@ export async function runRouted(
       ? Math.max(0, tokens.length - 1) / m.tokensPerRoundTrip
       : m.roundTrips - 1,
     decision,
+    later: rest.map((x) => (x.route === "split" ? `K${x.split}` : x.route)),
+    laterDecisions: rest.map((x) => ({
+      atToken: x.atToken,
+      route: x.route,
+      trigger: x.trigger,
+      reason: x.reason,
+    })),
     predicted: {
       ttftMs: predicted.ttftMs,
       tokensPerSec: predicted.tokensPerSec,
