@@ -96,6 +96,11 @@ export interface EdgeOptions {
   engine?: EngineFactory;
   /** Limits (defaults above). */
   limits?: Partial<EdgeLimits>;
+  /**
+   * The price this edge advertises for one FLOP (any currency unit), published in `/metrics`
+   * as `tandem_edge_price_per_flop` for devices' routers (`EdgeMonitor`). Default: none.
+   */
+  pricePerFlop?: number;
   /** Clock for session TTLs (default Date.now). */
   now?: () => number;
   /** Where unexpected errors are reported (default console.error); never sent to clients. */
@@ -189,6 +194,15 @@ export async function createEdgeApp(options: EdgeOptions): Promise<EdgeApp> {
   const openDefaults = keyed ? {} : { ratePerSecond: 0, maxSessionsPerKey: Infinity };
   const limits = { ...DEFAULT_LIMITS, ...openDefaults, ...options.limits };
   const log = options.log ?? ((e: unknown) => console.error("edge: unexpected error:", e));
+  if (
+    options.pricePerFlop !== undefined &&
+    !(Number.isFinite(options.pricePerFlop) && options.pricePerFlop >= 0)
+  ) {
+    throw new TandemError(
+      "bad_argument",
+      `Cannot start the edge: pricePerFlop must be a finite number ≥ 0, got ${options.pricePerFlop}`,
+    );
+  }
   const models = await prepareModels(options.models, options.engine);
   const keyring = await createKeyring(options.apiKeys ?? []);
   const rateLimiter = new RateLimiter(
@@ -350,7 +364,11 @@ export async function createEdgeApp(options: EdgeOptions): Promise<EdgeApp> {
   const account: GenerationAccount = (m, route, n, k, ms) => metrics.generation(m, route, n, k, ms);
   registerChat(app, models, limits, account);
   registerGenerate(app, models, limits, account);
-  registerMetrics(app, metrics, () => ({ sessions: sessions.size, kvBytes: sessions.totalBytes }));
+  registerMetrics(app, metrics, () => ({
+    sessions: sessions.size,
+    kvBytes: sessions.totalBytes,
+    pricePerFlop: options.pricePerFlop,
+  }));
 
   return {
     app,

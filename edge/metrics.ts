@@ -19,6 +19,7 @@
  * | `tandem_edge_generations_total`         | counter | model, route (`chat`, `generate`) |
  * | `tandem_edge_sessions`                  | gauge   | —                   |
  * | `tandem_edge_kv_bytes`                  | gauge   | —                   |
+ * | `tandem_edge_price_per_flop`            | gauge   | — (when the edge advertises a price) |
  *
  * @example
  * ```ts
@@ -79,6 +80,7 @@ export class EdgeMetrics {
   );
   readonly #sessions = this.#r.gauge("tandem_edge_sessions", "Split sessions held.");
   readonly #kv = this.#r.gauge("tandem_edge_kv_bytes", "KV-cache bytes held by all sessions.");
+  #price?: ReturnType<MetricRegistry["gauge"]>;
 
   /**
    * Accounts one frame run on `session`: `seqBefore` is the session's expected sequence
@@ -162,9 +164,16 @@ export class EdgeMetrics {
   }
 
   /** The exposition text, with the gauges set from `state`. */
-  format(state: { sessions: number; kvBytes: number }): string {
+  format(state: { sessions: number; kvBytes: number; pricePerFlop?: number }): string {
     this.#sessions.set({}, state.sessions);
     this.#kv.set({}, state.kvBytes);
+    if (state.pricePerFlop !== undefined) {
+      this.#price ??= this.#r.gauge(
+        "tandem_edge_price_per_flop",
+        "The price this edge advertises for one FLOP.",
+      );
+      this.#price.set({}, state.pricePerFlop);
+    }
     return this.#r.format();
   }
 }
@@ -185,7 +194,7 @@ export class EdgeMetrics {
 export function registerMetrics(
   app: Hono,
   metrics: EdgeMetrics,
-  state: () => { sessions: number; kvBytes: number },
+  state: () => { sessions: number; kvBytes: number; pricePerFlop?: number },
 ): void {
   app.get("/metrics", () =>
     new Response(metrics.format(state()), {

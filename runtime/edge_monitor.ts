@@ -8,7 +8,8 @@
  * ```
  *
  * summed over the edge's models: how busy its compute was, and how fast it ran what it ran
- * (frames of split sessions and whole-model generations alike). Until two samples span some
+ * (frames of split sessions and whole-model generations alike); and `pricePerFlop` from
+ * `tandem_edge_price_per_flop` where the edge advertises one. Until two samples span some
  * compute the monitor claims nothing and the caller's own `edgeState` stands. A failed read
  * keeps the last state and is reported in `error`: the monitor never throws.
  *
@@ -53,6 +54,7 @@ interface Sample {
   at: number;
   seconds: number;
   flops: number;
+  price?: number;
 }
 
 /** Samples an edge's `/metrics` and derives its load and speed. */
@@ -106,6 +108,7 @@ export class EdgeMonitor {
     }
     const sample = sampleOf(text, this.#now());
     this.error = undefined;
+    if (sample.price !== undefined) this.state = { ...this.state, pricePerFlop: sample.price };
     const prev = this.#last;
     // A restarted edge starts its counters again: a fresh baseline, no derived rate.
     if (!prev || sample.seconds < prev.seconds || sample.flops < prev.flops) {
@@ -121,6 +124,7 @@ export class EdgeMonitor {
       return this.state;
     }
     this.state = {
+      ...this.state,
       flopsPerSec: (sample.flops - prev.flops) / busy,
       load: Math.min(0.95, Math.max(0, busy / wall)),
     };
@@ -131,10 +135,11 @@ export class EdgeMonitor {
 
 /** The counters the monitor needs, summed over the edge's models. */
 function sampleOf(text: string, at: number): Sample {
-  let seconds = 0, flops = 0;
+  let seconds = 0, flops = 0, price: number | undefined;
   for (const s of parsePrometheus(text)) {
     if (s.name === "tandem_edge_compute_seconds_total") seconds += s.value;
     else if (s.name === "tandem_edge_flops_total") flops += s.value;
+    else if (s.name === "tandem_edge_price_per_flop" && s.value >= 0) price = s.value;
   }
-  return { at, seconds, flops };
+  return { at, seconds, flops, price };
 }

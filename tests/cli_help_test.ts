@@ -15,9 +15,9 @@ const TASKS: Record<string, string> = {
   edge: "edge/hosts/deno.ts",
 };
 
-async function run(script: string, flag: string): Promise<{ code: number; out: string }> {
+async function run(script: string, ...flags: string[]): Promise<{ code: number; out: string }> {
   const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", script, flag],
+    args: ["run", "-A", script, ...flags],
     cwd: ROOT,
     env: { NO_COLOR: "1" },
   }).output();
@@ -42,4 +42,10 @@ Deno.test("every task: --help prints usage, a bad flag is one clear line with ex
       assert.doesNotMatch(bad.out, /^\s+at /m, `${name} printed a stack trace: ${bad.out}`);
     }),
   );
+});
+
+Deno.test("edge host: a bad --price-per-flop is one clear line with exit 2", async () => {
+  const bad = await run(TASKS.edge, "--model", "m.bin", "--price-per-flop=-1");
+  assert.equal(bad.code, 2, bad.out);
+  assert.match(bad.out, /--price-per-flop must be a number ≥ 0, got "-1"/);
 });

@@ -140,6 +140,24 @@ Deno.test("EdgeMonitor on a real edge: the measured FLOP/s is the edge's own", a
   }
 });
 
+Deno.test("an edge's advertised price reaches the monitor; a bad price is refused", async () => {
+  const edge = await createEdgeApp({ ...EDGE, pricePerFlop: 2e-12 });
+  try {
+    const text = await (await edge.app.request("/metrics")).text();
+    assert.equal(sum(text, "tandem_edge_price_per_flop"), 2e-12);
+    const monitor = new EdgeMonitor("http://edge.test", {
+      fetch: (input, init) => Promise.resolve(edge.fetch(new Request(String(input), init))),
+    });
+    assert.deepEqual(await monitor.refresh(), { pricePerFlop: 2e-12 }, "one sample suffices");
+  } finally {
+    edge.dispose();
+  }
+  await assert.rejects(
+    () => createEdgeApp({ ...EDGE, pricePerFlop: -1 }),
+    /pricePerFlop must be a finite number ≥ 0/,
+  );
+});
+
 Deno.test("routedGenerate decides with the monitored edge: a loaded edge is predicted slower", async () => {
   await withEdge(EDGE, async (url) => {
     const busy = new EdgeMonitor(url, { fetch: () => Promise.resolve(new Response("")) });

@@ -57,6 +57,10 @@ const FLAGS = {
   hostname: { type: "string", help: "address to bind", default: "127.0.0.1" },
   quant: { type: "string", help: "edge engine weights: f32, q8 or q4", default: "f32" },
   threads: { type: "string", help: "edge engine threads, caller included", default: "1" },
+  "price-per-flop": {
+    type: "string",
+    help: "price advertised for one FLOP in /metrics (default: none)",
+  },
 } as const;
 
 const QUANTS: readonly EngineQuant[] = ["f32", "q8", "q4"];
@@ -94,6 +98,12 @@ export async function runHostCli(argv: string[], io: HostIo): Promise<string> {
     (x) => Number.isInteger(x) && x >= 1 && x <= 64,
     "a whole number from 1 to 64",
   ) ?? 1;
+  const pricePerFlop = numberFlag(
+    values,
+    "price-per-flop",
+    (x) => Number.isFinite(x) && x >= 0,
+    "a number ≥ 0",
+  );
   const quant = (values.quant ?? "f32") as EngineQuant;
   if (!QUANTS.includes(quant)) {
     throw new TandemError("bad_argument", `--quant must be one of ${QUANTS.join(", ")}`);
@@ -107,7 +117,7 @@ export async function runHostCli(argv: string[], io: HostIo): Promise<string> {
   const engine = quant === "f32" && threads === 1
     ? undefined // the reference engine: exact, no Workers
     : (m: Parameters<typeof createEngine>[0]) => createEngine(m, { quant, threads });
-  const edge = await createEdgeApp({ models: [spec], apiKeys, engine });
+  const edge = await createEdgeApp({ models: [spec], apiKeys, engine, pricePerFlop });
   const hostname = (values.hostname as string | undefined) ?? "127.0.0.1";
   const { url } = await io.serve(edge.fetch, { port, hostname });
   console.log(`tandem edge serving ${spec.id} on ${url}`);
