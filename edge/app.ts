@@ -347,11 +347,15 @@ export async function createEdgeApp(options: EdgeOptions): Promise<EdgeApp> {
     const seq = session.nextSeq;
     const t0 = performance.now();
     const body = runFrame(session, frame, idBytes, session === early ? ran : undefined);
+    const ms = performance.now() - t0;
     if (session.nextSeq !== seq) retries.record(session, frame.seq, bytes);
-    metrics.frame(session, frame, bytes.byteLength, body, seq, performance.now() - t0);
+    metrics.frame(session, frame, bytes.byteLength, body, seq, ms);
     streams.drain(session); // stream rows that arrived before this frame
     sessions.charge(id);
-    return new Response(body, ndjson);
+    // The compute time, so a device's network estimator does not count it as the link's.
+    return new Response(body, {
+      headers: { ...ndjson.headers, "server-timing": `edge;dur=${ms.toFixed(2)}` },
+    });
   });
 
   app.delete("/v1/sessions/:id", (c) => {

@@ -8,6 +8,7 @@ import { headFlops } from "../runtime/model.ts";
 import { parsePrometheus } from "../runtime/router/prometheus.ts";
 import { FixedPolicy } from "../runtime/router/policy.ts";
 import { routedGenerate } from "../runtime/routed.ts";
+import { createSession } from "../runtime/session.ts";
 import { createEdgeApp } from "../edge/app.ts";
 import { withEdge } from "./_edge.ts";
 import { device, EDGE, ID, model, modelDigest, PROMPTS, tok } from "./_stories.ts";
@@ -180,5 +181,28 @@ Deno.test("routedGenerate decides with the monitored edge: a loaded edge is pred
       b.predicted.totalMs > 5 * a.predicted.totalMs,
       `${b.predicted.totalMs} vs ${a.predicted.totalMs}`,
     );
+  });
+});
+
+Deno.test("forward answers carry the edge's compute time (server-timing) for the network estimator", async () => {
+  await withEdge(EDGE, async (url) => {
+    const timings: string[] = [];
+    const spy: typeof fetch = async (input, init) => {
+      const res = await fetch(input, init);
+      if (String(input).endsWith("/forward")) timings.push(res.headers.get("server-timing") ?? "");
+      return res;
+    };
+    const session = await createSession({
+      engine: device(2),
+      modelId: ID,
+      modelDigest,
+      split: 2,
+      edge: url,
+      fetch: spy,
+    });
+    await Array.fromAsync(session.generate(PROMPTS[0], { maxTokens: 3 }));
+    await session.close();
+    assert.ok(timings.length >= 3, `${timings.length} frames`);
+    for (const t of timings) assert.match(t, /^edge;dur=\d+\.\d+$/);
   });
 });
