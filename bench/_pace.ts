@@ -139,7 +139,10 @@ export function pacedEdge(
         } as RequestInit),
       );
       await sleep(due - performance.now());
-      return res;
+      // The edge's time is its paced compute (what the network estimator must not count).
+      const headers = new Headers(res.headers);
+      headers.set("server-timing", `edge;dur=${(performance.now() - t0).toFixed(2)}`);
+      return new Response(res.body, { status: res.status, headers });
     }
     if (req.method === "POST" && (path === "/v1/generate" || path === "/v1/chat/completions")) {
       const text = await req.text();
