@@ -11,7 +11,8 @@ import type { ModelConfig } from "../runtime/model.ts";
 import { openRoutedSession, routedGenerate, type RoutedOptions } from "../runtime/routed.ts";
 import type { Decision } from "../runtime/router/types.ts";
 import type { Tokenizer } from "../runtime/tokenizer/tokenizer.ts";
-import { type Job, wholeFlops } from "./_router_workload.ts";
+import { generationFlops } from "../runtime/cost.ts";
+import type { Job } from "./_router_workload.ts";
 
 /** One request's outcome. */
 export interface Outcome {
@@ -80,7 +81,7 @@ export async function runCloud(
     text === tok.decode([job.prompt[0], ...job.reference]) || text === tok.decode(job.reference)
       ? job.reference
       : [];
-  const w = wholeFlops(c, job.prompt.length, job.reference.length);
+  const w = generationFlops(c, job.prompt.length, job.reference.length);
   return {
     kind: job.kind,
     text: job.text,
@@ -124,7 +125,7 @@ export async function runRouted(
     ttftMs: m.ttftMs,
     totalMs: m.totalMs,
     edgeFlops: m.edgeFlops,
-    wholeFlops: wholeFlops(c, job.prompt.length, job.reference.length),
+    wholeFlops: generationFlops(c, job.prompt.length, job.reference.length),
     frames: m.roundTrips,
     // Round trips waited for: with draft streaming, rows sent while others are in flight
     // overlap them (see `RequestMetrics.tokensPerRoundTrip`).

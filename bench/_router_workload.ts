@@ -6,11 +6,10 @@
  * @module
  */
 
-import { rowsFlops } from "../runtime/cost.ts";
+import { generationFlops } from "../runtime/cost.ts";
 import type { Engine } from "../runtime/engine.ts";
 import { draftLogits, type ExitAdapter } from "../runtime/exit_adapter.ts";
 import { generate } from "../runtime/generate.ts";
-import { headFlops, type ModelConfig } from "../runtime/model.ts";
 import { DefaultPolicy } from "../runtime/router/policy.ts";
 import { speculativeSplit } from "../runtime/speculate.ts";
 import { argmax } from "../runtime/sampling.ts";
@@ -64,11 +63,6 @@ export function workload(
       reference: [...generate(engine, prompt, { maxTokens: o.maxTokens })],
     };
   });
-}
-
-/** FLOPs of the whole model answering `tokens` after `prompt` (the all-cloud cost). */
-export function wholeFlops(c: ModelConfig, prompt: number, tokens: number): number {
-  return rowsFlops(c, c.nLayers, 0, prompt + Math.max(0, tokens - 1)) + tokens * headFlops(c);
 }
 
 /** Position-wise agreement of `a` with the reference `r` over the longer length. */
@@ -129,7 +123,7 @@ export function calibrate(
     trips += s.roundTrips - 1; // decode trips only: the prefill answers one token
     rows += s.edgeRows - job.prompt.length;
     edge += s.edgeFlops;
-    whole += wholeFlops(engine.config, job.prompt.length, job.reference.length);
+    whole += generationFlops(engine.config, job.prompt.length, job.reference.length);
     const a = agreement(out, job.reference);
     same += a.same;
     of += a.of;

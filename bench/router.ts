@@ -26,7 +26,7 @@ import { WasmEngine } from "../runtime/wasm_engine.ts";
 import { cutModel } from "../runtime/shard.ts";
 import { fitExitAdapter } from "../runtime/exit_adapter.ts";
 import { digestModel } from "../runtime/digest.ts";
-import { modelProfile, rowsFlops } from "../runtime/cost.ts";
+import { generationFlops, modelProfile, rowsFlops } from "../runtime/cost.ts";
 import { routerInputFor } from "../runtime/router_input.ts";
 import type { RoutedOptions } from "../runtime/routed.ts";
 import {
@@ -48,7 +48,6 @@ import {
   type CalibrationRow,
   earlyExitAgreement,
   type Job,
-  wholeFlops,
   workload,
 } from "./_router_workload.ts";
 import { type WireAgreement, wireAgreement } from "./_router_wire.ts";
@@ -417,7 +416,10 @@ export async function run(args: string[]): Promise<void> {
               ...counts,
             });
           }
-          const whole = jobs.reduce((a, j) => a + wholeFlops(c, j.prompt.length, maxTokens), 0);
+          const whole = jobs.reduce(
+            (a, j) => a + generationFlops(c, j.prompt.length, maxTokens),
+            0,
+          );
           for (let k = 0; k <= DEVICE_LAYERS; k++) {
             const modes: (boolean | "stream")[] = k === DEVICE_LAYERS ? [false, true, "stream"] : [
               false,

@@ -365,7 +365,7 @@ export async function createEdgeApp(options: EdgeOptions): Promise<EdgeApp> {
     return c.body(null, 204);
   });
 
-  const account: GenerationAccount = (m, route, n, k, ms) => metrics.generation(m, route, n, k, ms);
+  const account: GenerationAccount = (...a) => metrics.generation(...a);
   registerChat(app, models, limits, account);
   registerGenerate(app, models, limits, account);
   registerMetrics(app, metrics, () => ({

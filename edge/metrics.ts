@@ -32,7 +32,7 @@
  */
 
 import type { Hono } from "hono";
-import { rowsFlops } from "../runtime/cost.ts";
+import { generationFlops, rowsFlops } from "../runtime/cost.ts";
 import { headFlops, type ModelConfig } from "../runtime/model.ts";
 import { MetricRegistry } from "../runtime/router/prometheus.ts";
 import {
@@ -154,11 +154,7 @@ export class EdgeMetrics {
     const c = model.config;
     const labels = { model: model.id, split: "0" };
     this.#generations.inc({ model: model.id, route });
-    this.#flops.inc(
-      labels,
-      rowsFlops(c, c.nLayers, 0, promptTokens + Math.max(0, produced - 1)) +
-        produced * headFlops(c),
-    );
+    this.#flops.inc(labels, generationFlops(c, promptTokens, produced));
     this.#tokens.inc(labels, produced);
     this.#seconds.inc({ model: model.id }, ms / 1000);
   }
@@ -203,13 +199,7 @@ export function registerMetrics(
 }
 
 /** Where a generation route reports what it ran ({@linkcode EdgeMetrics.generation}). */
-export type GenerationAccount = (
-  model: { id: string; config: ModelConfig },
-  route: "chat" | "generate",
-  promptTokens: number,
-  produced: number,
-  ms: number,
-) => void;
+export type GenerationAccount = EdgeMetrics["generation"];
 
 /**
  * Times a token generator's steps: `ms` sums the time spent inside `next()` (the compute, not

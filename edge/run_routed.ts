@@ -21,13 +21,13 @@
  * @module
  */
 
-import { rowsFlops } from "../runtime/cost.ts";
+import { generationFlops } from "../runtime/cost.ts";
 import { digestModel } from "../runtime/digest.ts";
 import { estimatingFetch } from "../runtime/estimating_fetch.ts";
 import { TandemError } from "../runtime/errors.ts";
 import { fitExitAdapter } from "../runtime/exit_adapter.ts";
 import { RefEngine } from "../runtime/forward.ts";
-import { headFlops, type Model } from "../runtime/model.ts";
+import type { Model } from "../runtime/model.ts";
 import { type RoutedDecision, routedGenerate } from "../runtime/routed.ts";
 import type { RequestMetrics } from "../runtime/router/accounting.ts";
 import { NetworkEstimator } from "../runtime/router/network.ts";
@@ -150,8 +150,7 @@ export async function runRoutedGeneration(o: RoutedRunOptions): Promise<RoutedRe
     }
     const tail = decoder.flush();
     if (tail) o.onText(tail);
-    const cloudFlops = rowsFlops(c, c.nLayers, 0, prompt.length + Math.max(0, n - 1)) +
-      n * headFlops(c);
+    const cloudFlops = generationFlops(c, prompt.length, n);
     return {
       decisions: run.decisions(),
       metrics: run.metrics(),

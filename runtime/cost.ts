@@ -36,6 +36,30 @@ export function rowsFlops(config: ModelConfig, layers: number, pos: number, n: n
 }
 
 /**
+ * FLOPs of generating `produced` tokens after a prompt of `prompt` tokens through `layers`
+ * layers (default: the whole model) and a head per token: prompt + produced − 1 rows (the last
+ * token is answered, never run), `head` FLOPs a token (default the model's head). How all-cloud,
+ * a local early exit and the edge's generation routes are counted everywhere.
+ *
+ * @example
+ * ```ts
+ * import { generationFlops } from "./cost.ts";
+ * import type { ModelConfig } from "./model.ts";
+ * declare const config: ModelConfig;
+ * console.log(generationFlops(config, 12, 40)); // all-cloud: 12 prompt tokens, 40 answered
+ * ```
+ */
+export function generationFlops(
+  config: ModelConfig,
+  prompt: number,
+  produced: number,
+  layers: number = config.nLayers,
+  head: number = headFlops(config),
+): number {
+  return rowsFlops(config, layers, 0, prompt + Math.max(0, produced - 1)) + produced * head;
+}
+
+/**
  * The router's view of a model: per-layer FLOPs and weight bytes (`bytesPerWeight` 4 for f32,
  * about 1.06 for q8_0, 0.56 for q4_0).
  *

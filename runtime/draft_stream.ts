@@ -38,13 +38,7 @@
 
 import type { Engine } from "./engine.ts";
 import { check, TandemError } from "./errors.ts";
-import {
-  checkExitAdapter,
-  draftLogits,
-  type ExitAdapter,
-  exitAdapterFlops,
-} from "./exit_adapter.ts";
-import { headFlops } from "./model.ts";
+import { checkExitAdapter, draftHeadFlops, draftLogits, type ExitAdapter } from "./exit_adapter.ts";
 import { MetricsRecorder } from "./router/accounting.ts";
 import { argmax } from "./sampling.ts";
 import type { SplitSession } from "./session.ts";
@@ -276,7 +270,7 @@ export function generateStreamed(
           flight.push(f);
           // The early-exit head's draft for pos + 1.
           frontToken = argmax(draftLogits(engine, row, session.split, adapter));
-          rec.flops(headFlops(c) + (adapter ? exitAdapterFlops(c.dim) : 0), 0);
+          rec.flops(draftHeadFlops(c, adapter), 0);
           front++;
           continue;
         }

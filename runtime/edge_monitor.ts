@@ -118,9 +118,11 @@ export class EdgeMonitor {
     const busy = sample.seconds - prev.seconds;
     const wall = (sample.at - prev.at) / 1000;
     if (busy < (this.#o.minComputeSeconds ?? 0.01) || wall <= 0) {
-      // Too little compute to time: an idle edge (if the interval was long enough to tell).
-      if (wall >= 1) this.state = { ...this.state, load: 0 };
-      if (wall >= 1) this.#last = sample;
+      // Too little compute to time: an idle edge, if the interval was long enough to tell.
+      if (wall >= 1) {
+        this.state = { ...this.state, load: 0 };
+        this.#last = sample;
+      }
       return this.state;
     }
     this.state = {

@@ -41,7 +41,7 @@ import { check, TandemError } from "./errors.ts";
 import { parseSafetensors } from "./formats/safetensors.ts";
 import { serializeSafetensors } from "./formats/safetensors_write.ts";
 import { RefEngine } from "./forward.ts";
-import type { Model, Tensor } from "./model.ts";
+import { headFlops, type Model, type ModelConfig, type Tensor } from "./model.ts";
 import { argmax, Rng } from "./sampling.ts";
 
 /** An affine map applied to the hidden state after layer `split`, before the early-exit head. */
@@ -59,6 +59,21 @@ export interface ExitAdapter {
 /** Multiply-adds (× 2 = FLOPs) of applying an adapter to one row. */
 export function exitAdapterFlops(dim: number): number {
   return 2 * dim * dim + 4 * dim;
+}
+
+/**
+ * FLOPs of one draft: the early-exit head, and the adapter in front of it when there is one.
+ *
+ * @example
+ * ```ts
+ * import { draftHeadFlops } from "./exit_adapter.ts";
+ * import type { ModelConfig } from "./model.ts";
+ * declare const config: ModelConfig;
+ * console.log(draftHeadFlops(config)); // the head alone
+ * ```
+ */
+export function draftHeadFlops(config: ModelConfig, adapter?: ExitAdapter): number {
+  return headFlops(config) + (adapter ? exitAdapterFlops(config.dim) : 0);
 }
 
 const EPS = 1e-5;

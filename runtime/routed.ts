@@ -28,15 +28,14 @@
  * @module
  */
 
-import { rowsFlops } from "./cost.ts";
+import { generationFlops } from "./cost.ts";
 import { cloudGenerate } from "./cloud_generate.ts";
 import { earlyExitGenerate } from "./early_exit.ts";
 import type { EdgeMonitor } from "./edge_monitor.ts";
-import { type ExitAdapter, exitAdapterFlops } from "./exit_adapter.ts";
+import { draftHeadFlops, type ExitAdapter } from "./exit_adapter.ts";
 import type { Engine } from "./engine.ts";
 import { check, TandemError } from "./errors.ts";
 import { estimatingFetch } from "./estimating_fetch.ts";
-import { headFlops } from "./model.ts";
 import { MetricsRecorder, type RequestMetrics } from "./router/accounting.ts";
 import { NetworkEstimator } from "./router/network.ts";
 import { DefaultPolicy } from "./router/policy.ts";
@@ -277,8 +276,7 @@ export function routedGenerate(
         rec.tokens(1, true);
         yield t;
       }
-      const head = headFlops(c) + (exit ? exitAdapterFlops(c.dim) : 0);
-      rec.flops(rowsFlops(c, H, 0, context.length + Math.max(0, n - 1)) + n * head);
+      rec.flops(generationFlops(c, context.length, n, H, draftHeadFlops(c, exit)));
       return;
     }
     if (d.route === "cloud") {
@@ -294,8 +292,7 @@ export function routedGenerate(
           yield t;
         }
       } finally {
-        const whole = rowsFlops(c, L, 0, context.length + Math.max(0, n - 1)) + n * headFlops(c);
-        rec.flops(0, whole);
+        rec.flops(0, generationFlops(c, context.length, n));
         rec.roundTrip({ bytesUp: run.bytesUp(), bytesDown: run.bytesDown(), answered: n });
       }
       return;

@@ -33,12 +33,7 @@
 import { rowsFlops } from "./cost.ts";
 import type { Engine, KVCache } from "./engine.ts";
 import { check } from "./errors.ts";
-import {
-  applyExitAdapter,
-  checkExitAdapter,
-  type ExitAdapter,
-  exitAdapterFlops,
-} from "./exit_adapter.ts";
+import { checkExitAdapter, draftHeadFlops, draftLogits, type ExitAdapter } from "./exit_adapter.ts";
 import { headFlops } from "./model.ts";
 import { confidenceOf } from "./router/confidence.ts";
 import { DefaultPolicy } from "./router/policy.ts";
@@ -69,6 +64,7 @@ export class Drafter {
   readonly #engine: Engine;
   readonly #policy: StepPolicy;
   readonly #adapter?: ExitAdapter;
+  readonly #split: number;
 
   /**
    * A drafter over a device engine that holds the head; with `adapter`
@@ -76,7 +72,8 @@ export class Drafter {
    */
   constructor(engine: Engine, policy: StepPolicy, adapter?: ExitAdapter, split?: number) {
     check(engine.parts.head, "bad_argument", "Cannot draft: the device engine holds no head");
-    if (adapter) checkExitAdapter(adapter, split ?? adapter.split, engine.config.dim);
+    this.#split = split ?? adapter?.split ?? engine.parts.layers[1];
+    if (adapter) checkExitAdapter(adapter, this.#split, engine.config.dim);
     this.#engine = engine;
     this.#policy = policy;
     this.#adapter = adapter;
@@ -84,11 +81,8 @@ export class Drafter {
 
   /** Early-exit confidence of one row [dim]. */
   confidence(row: Float32Array): Confidence {
-    const c = this.#engine.config;
-    this.headFlops += headFlops(c) + (this.#adapter ? exitAdapterFlops(c.dim) : 0);
-    this.last = confidenceOf(
-      this.#engine.head(this.#adapter ? applyExitAdapter(this.#adapter, row) : row),
-    );
+    this.headFlops += draftHeadFlops(this.#engine.config, this.#adapter);
+    this.last = confidenceOf(draftLogits(this.#engine, row, this.#split, this.#adapter));
     return this.last;
   }
 
