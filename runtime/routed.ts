@@ -214,6 +214,8 @@ export function routedGenerate(
       measured ? { ...options, edgeState: { ...options.edgeState, ...measured } } : options,
     );
     if (!edgeUp) input.edge = { ...input.edge, available: false };
+    // Only a prepared, unused session saves a split its opening request.
+    input.openSessions = prepared && prepared.length === 0 ? [prepared.split] : [];
     return policy.decide(input);
   };
   const adopt = (d: Decision, produced: number, trigger?: string): Decision => {

@@ -9,7 +9,8 @@ import { RefEngine } from "../runtime/forward.ts";
 import { generate } from "../runtime/generate.ts";
 import { cutModel } from "../runtime/shard.ts";
 import { digestModel } from "../runtime/digest.ts";
-import { routedGenerate } from "../runtime/routed.ts";
+import { openRoutedSession, routedGenerate } from "../runtime/routed.ts";
+import { NetworkEstimator } from "../runtime/router/network.ts";
 import { earlyExitGenerate } from "../runtime/early_exit.ts";
 import { DefaultPolicy, FixedPolicy } from "../runtime/router/policy.ts";
 import { createEdgeApp } from "../edge/app.ts";
@@ -155,7 +156,13 @@ Deno.test("routed: a link that slows down mid-generation moves the rest of the q
         device: { flopsPerSec: 1e9 },
         edgeState: { flopsPerSec: 1e9 },
       };
-      const run = routedGenerate(device, SHORT, { ...opts, reroute: { everyTokens: 8 } });
+      // A session prepared at K = 4 (as an app opens one while the user types), so the split
+      // does not pay its opening request.
+      const run = routedGenerate(device, SHORT, {
+        ...opts,
+        reroute: { everyTokens: 8 },
+        prepared: await openRoutedSession(device, 4, opts),
+      });
       const got = await Array.fromAsync(run);
       assert.deepEqual(got, [...generate(full, SHORT, { maxTokens: 64 })]);
       const log = run.decisions();
@@ -170,7 +177,11 @@ Deno.test("routed: a link that slows down mid-generation moves the rest of the q
       assert.equal(cloud.route, "cloud");
       // Without re-routing the run stays split, one slow round trip a token.
       forwards = 0;
-      const fixed = routedGenerate(device, SHORT, { ...opts, reroute: false });
+      const fixed = routedGenerate(device, SHORT, {
+        ...opts,
+        reroute: false,
+        prepared: await openRoutedSession(device, 4, opts),
+      });
       assert.deepEqual(await Array.fromAsync(fixed), got);
       assert.equal(fixed.decisions().length, 1);
       assert.throws(
@@ -180,5 +191,30 @@ Deno.test("routed: a link that slows down mid-generation moves the rest of the q
     } finally {
       await proxy.close();
     }
+  });
+});
+
+Deno.test("routed: a prepared session spares the split's predicted TTFT its opening request", async () => {
+  await withEdge(async (url) => {
+    const prior = { rttMs: 40, upBytesPerSec: 1e6, downBytesPerSec: 4e6 };
+    const opts = {
+      ...base(url),
+      maxTokens: 4,
+      policy: new FixedPolicy(4),
+      estimator: new NetworkEstimator({ prior }),
+      estimate: false,
+    };
+    const cold = routedGenerate(device, SHORT, opts);
+    await Array.fromAsync(cold);
+    const prepared = await openRoutedSession(device, 4, opts);
+    const warm = routedGenerate(device, SHORT, { ...opts, prepared });
+    await Array.fromAsync(warm);
+    const [c] = cold.decisions(), [w] = warm.decisions();
+    // One request and its answer: at least the round trip.
+    assert.ok(
+      c.predicted.ttftMs - w.predicted.ttftMs >= prior.rttMs,
+      `${c.predicted.ttftMs} vs ${w.predicted.ttftMs}`,
+    );
+    assert.equal(c.predicted.roundTrips, w.predicted.roundTrips + 1);
   });
 });

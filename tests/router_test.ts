@@ -384,3 +384,27 @@ Deno.test("estimating fetch feeds each completed request into the estimator", as
   await (await f("http://edge.invalid/v1/s/forward", { method: "POST", body: row })).text();
   assert.equal(net.samples, 4);
 });
+
+Deno.test("cost model: a split without an open session pays the opening request in its TTFT", () => {
+  const base = input({});
+  const K = 12;
+  const open = predictSplit({ ...base, openSessions: [K] }, K, false);
+  const closed = predictSplit({ ...base, openSessions: [4] }, K, false);
+  const assumed = predictSplit(base, K, false);
+  const { network: net, wire } = base;
+  const openMs = 1000 * wire.requestBytes / net.upBytesPerSec + net.rttMs +
+    1000 * wire.requestBytes / net.downBytesPerSec;
+  assert.equal(open.ttftMs, assumed.ttftMs, "absent: sessions taken as open");
+  assert.ok(Math.abs(closed.ttftMs - open.ttftMs - openMs) < 1e-9);
+  assert.ok(Math.abs(closed.totalMs - open.totalMs - openMs) < 1e-9);
+  assert.equal(closed.roundTrips, open.roundTrips + 1);
+  assert.equal(closed.edgeFlops, open.edgeFlops);
+  // Draft streaming takes the plain split's TTFT, so it pays it too.
+  const stream = { acceptance: 0.6, maxInFlight: 8 };
+  assert.ok(
+    Math.abs(
+      predictStreamed({ ...base, openSessions: [] }, K, stream).ttftMs -
+        predictStreamed({ ...base, openSessions: [K] }, K, stream).ttftMs - openMs,
+    ) < 1e-9,
+  );
+});

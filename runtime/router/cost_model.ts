@@ -175,7 +175,11 @@ export function predictSplit(
   const prefillMs = tokens
     ? up + edgePassMs(rowsFlops(m, L, 0, n), n)
     : (dev + up + edg) / c + (c - 1) * Math.max(dev, up, edg) / c;
-  const ttftMs = prefillMs + net.rttMs + edge.queueMs + edgeMs(m.headFlops) +
+  // A split without an open session opens one first: one more request and answer.
+  const openMs = input.openSessions && !input.openSessions.includes(K)
+    ? upMs(wire.requestBytes) + net.rttMs + downMs(wire.requestBytes)
+    : 0;
+  const ttftMs = openMs + prefillMs + net.rttMs + edge.queueMs + edgeMs(m.headFlops) +
     downMs(wire.replyBytesPerToken);
   // Token prefill: decoding needs the device's own [0, K) cache, computed meanwhile.
   const decodeFrom = tokens ? Math.max(ttftMs, localPrefillMs(input, K)) : ttftMs;
@@ -195,7 +199,7 @@ export function predictSplit(
       decodeRows * ((L - K) * m.layerFlops(ctx) + m.headFlops),
     bytesUp: prefillUp + steps * wire.requestBytes + decodeRows * wire.bytesPerRow,
     bytesDown: wire.replyBytesPerToken * N,
-    roundTrips: 1 + steps,
+    roundTrips: (openMs > 0 ? 2 : 1) + steps,
     ttftMs,
     totalMs: decodeFrom + steps * rtMs,
   });

@@ -168,6 +168,12 @@ export interface RouterInput {
    * computes its own [0, K) cache. Absent or false: prompts go as rows.
    */
   tokenPrefill?: boolean;
+  /**
+   * Splits at which a fresh session is already open (e.g. prepared while the user typed). A
+   * split elsewhere first opens one: a request and its answer before the prompt goes. Absent:
+   * every split is taken to have its session open.
+   */
+  openSessions?: readonly number[];
 }
 
 /** Where a query runs. */
