@@ -56,7 +56,10 @@ export interface RoutedOptions extends RouterContext {
   modelDigest: string;
   /** The policy (default {@linkcode DefaultPolicy}). */
   policy?: Policy;
-  /** The network estimator, updated by every request (default: a fresh one). */
+  /**
+   * The network estimator, updated by every request (default: a fresh one); give the same one
+   * to {@linkcode openRoutedSession} so a prepared session's requests feed it too.
+   */
   estimator?: NetworkEstimator;
   /** Feed the estimator from this run's requests (default true). */
   estimate?: boolean;
@@ -107,8 +110,22 @@ export interface RoutedOptions extends RouterContext {
 }
 
 /**
- * Opens a split session as {@linkcode routedGenerate} would (same wire and timeouts), to hand
- * it over as `prepared` and keep the session set-up off the query's time to first token.
+ * The fetch a routed run's requests go through: the caller's, feeding `estimator` unless
+ * `options.estimate` is false.
+ */
+function routedFetch(
+  options: RoutedOptions,
+  estimator: NetworkEstimator | undefined,
+): typeof globalThis.fetch | undefined {
+  return options.estimate === false || !estimator
+    ? options.fetch
+    : estimatingFetch(estimator, options.fetch ?? globalThis.fetch.bind(globalThis));
+}
+
+/**
+ * Opens a split session as {@linkcode routedGenerate} would (same wire, timeouts and, given
+ * `options.estimator`, the same estimator fed by its requests), to hand it over as `prepared`
+ * and keep the session set-up off the query's time to first token.
  *
  * @example
  * ```ts
@@ -124,7 +141,7 @@ export async function openRoutedSession(
   engine: Engine,
   split: number,
   options: RoutedOptions,
-  fetch: typeof globalThis.fetch | undefined = options.fetch,
+  fetch: typeof globalThis.fetch | undefined = routedFetch(options, options.estimator),
 ): Promise<SplitSession> {
   return await createSession({
     engine,
@@ -188,9 +205,7 @@ export function routedGenerate(
   const L = c.nLayers;
   const policy = options.policy ?? new DefaultPolicy();
   const estimator = options.estimator ?? new NetworkEstimator();
-  const fetch = options.estimate === false
-    ? options.fetch
-    : estimatingFetch(estimator, options.fetch ?? globalThis.fetch.bind(globalThis));
+  const fetch = routedFetch(options, estimator);
   const maxTokens = options.maxTokens ?? 256;
   const stopAtEos = options.stopAtEos ?? true;
   const timeoutMs = options.timeoutMs ?? 5000;
@@ -204,8 +219,11 @@ export function routedGenerate(
   let prepared = options.prepared;
   const adapterFor = (K: number) => options.exitAdapters?.find((a) => a.split === K);
 
-  /** The policy's decision for the rest of the query, from what is known now (not logged). */
-  const evaluate = (produced: number, edgeUp: boolean): Decision => {
+  /**
+   * The policy's decision for the rest of the query, from what is known now (not logged);
+   * `open`: splits with a session already open (a prepared one, or the running route's).
+   */
+  const evaluate = (produced: number, edgeUp: boolean, open: number[]): Decision => {
     const measured = options.edgeMonitor?.state;
     const input = routerInputFor(
       engine,
@@ -214,8 +232,7 @@ export function routedGenerate(
       measured ? { ...options, edgeState: { ...options.edgeState, ...measured } } : options,
     );
     if (!edgeUp) input.edge = { ...input.edge, available: false };
-    // Only a prepared, unused session saves a split its opening request.
-    input.openSessions = prepared && prepared.length === 0 ? [prepared.split] : [];
+    input.openSessions = open;
     return policy.decide(input);
   };
   const adopt = (d: Decision, produced: number, trigger?: string): Decision => {
@@ -223,8 +240,13 @@ export function routedGenerate(
     log.push({ ...d, atToken: produced, degraded: d.route === "local" && held < L, trigger });
     return d;
   };
+  // Only a prepared, unused session spares a split its opening request.
   const decide = (produced: number, edgeUp: boolean, trigger?: string): Decision =>
-    adopt(evaluate(produced, edgeUp), produced, trigger);
+    adopt(
+      evaluate(produced, edgeUp, prepared?.length === 0 ? [prepared.split] : []),
+      produced,
+      trigger,
+    );
   const reroute = options.reroute === false ? undefined : {
     everyTokens: options.reroute?.everyTokens ?? 16,
     minGain: options.reroute?.minGain ?? 0.25,
@@ -248,7 +270,7 @@ export function routedGenerate(
     if (!Number.isFinite(expected) || 1000 / paceMs >= (1 - reroute!.minGain) * expected) {
       return undefined;
     }
-    const next = evaluate(produced, true);
+    const next = evaluate(produced, true, d.route === "split" ? [d.split] : []);
     const same = next.route === d.route && next.split === d.split &&
       next.maxDraft === d.maxDraft && !next.streamed === !d.streamed;
     const restMs = (maxTokens - produced) * paceMs;

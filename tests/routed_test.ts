@@ -153,16 +153,15 @@ Deno.test("routed: a link that slows down mid-generation moves the rest of the q
         ...base(proxy.url),
         maxTokens: 64,
         policy: new DefaultPolicy(),
+        estimator: new NetworkEstimator(),
         device: { flopsPerSec: 1e9 },
         edgeState: { flopsPerSec: 1e9 },
       };
       // A session prepared at K = 4 (as an app opens one while the user types), so the split
       // does not pay its opening request.
-      const run = routedGenerate(device, SHORT, {
-        ...opts,
-        reroute: { everyTokens: 8 },
-        prepared: await openRoutedSession(device, 4, opts),
-      });
+      const prepared = await openRoutedSession(device, 4, opts);
+      assert.equal(opts.estimator.samples, 1, "the prepared session's opening fed the estimator");
+      const run = routedGenerate(device, SHORT, { ...opts, reroute: { everyTokens: 8 }, prepared });
       const got = await Array.fromAsync(run);
       assert.deepEqual(got, [...generate(full, SHORT, { maxTokens: 64 })]);
       const log = run.decisions();
@@ -177,13 +176,15 @@ Deno.test("routed: a link that slows down mid-generation moves the rest of the q
       assert.equal(cloud.route, "cloud");
       // Without re-routing the run stays split, one slow round trip a token.
       forwards = 0;
+      const fresh = { ...opts, estimator: new NetworkEstimator() };
       const fixed = routedGenerate(device, SHORT, {
-        ...opts,
+        ...fresh,
         reroute: false,
-        prepared: await openRoutedSession(device, 4, opts),
+        prepared: await openRoutedSession(device, 4, fresh),
       });
       assert.deepEqual(await Array.fromAsync(fixed), got);
       assert.equal(fixed.decisions().length, 1);
+      assert.equal(fixed.decisions()[0].route, "split");
       assert.throws(
         () => routedGenerate(device, SHORT, { ...opts, reroute: { everyTokens: 0 } }),
         /reroute.everyTokens must be a whole number/,
