@@ -126,4 +126,6 @@ export {
   type RequestMetrics,
   type RequestSample,
   type Thresholds,
+  TtftCorrector,
+  type TtftCorrectorOptions,
 } from "./runtime/router/mod.ts";

@@ -39,7 +39,8 @@ import { estimatingFetch } from "./estimating_fetch.ts";
 import { MetricsRecorder, type RequestMetrics } from "./router/accounting.ts";
 import { NetworkEstimator } from "./router/network.ts";
 import { DefaultPolicy } from "./router/policy.ts";
-import type { Decision, Policy } from "./router/types.ts";
+import type { TtftCorrector } from "./router/ttft_corrector.ts";
+import type { Decision, Policy, PrefillKind } from "./router/types.ts";
 import { type RouterContext, routerInputFor } from "./router_input.ts";
 import { createSession, type SplitSession } from "./session.ts";
 import { generateSpeculative } from "./speculate_session.ts";
@@ -99,6 +100,13 @@ export interface RoutedOptions extends RouterContext {
    * what it has measured overrides `edgeState`.
    */
   edgeMonitor?: EdgeMonitor;
+  /**
+   * Learns how far measured times to first token fall from the cost model's, per prefill kind,
+   * and corrects the predictions with it (`router/ttft_corrector.ts`); updated by each query's
+   * first token. Keep one for the app's lifetime, as the estimator. Default: none (the cost
+   * model as is).
+   */
+  ttft?: TtftCorrector;
   /**
    * Re-deciding during generation (default on): every `everyTokens` tokens (16), when the
    * running route streams slower than predicted by more than `minGain` (0.25), the policy is
@@ -233,6 +241,7 @@ export function routedGenerate(
     );
     if (!edgeUp) input.edge = { ...input.edge, available: false };
     input.openSessions = open;
+    if (options.ttft) input.ttftBiasMs = options.ttft.state;
     return policy.decide(input);
   };
   const adopt = (d: Decision, produced: number, trigger?: string): Decision => {
@@ -379,6 +388,13 @@ export function routedGenerate(
     const produced: number[] = [];
     await options.edgeMonitor?.refresh(); // at most once per its interval; never throws
     let d = decide(0, true);
+    // The first decision's time to first token, for the corrector (its route only).
+    const decidedAt = performance.now();
+    const kind: PrefillKind | undefined = d.route === "cloud" || d.prefill === "tokens"
+      ? "ids"
+      : d.route === "split"
+      ? "rows"
+      : undefined;
     if (prepared && !(d.route === "split" && d.split === prepared.split)) {
       prepared.close().catch(() => {});
       prepared = undefined;
@@ -393,6 +409,15 @@ export function routedGenerate(
         let seen = 0;
         for await (const t of route(d, [...prompt, ...produced], maxTokens - produced.length)) {
           if (seen++ > 0) times.push(performance.now());
+          else if (produced.length === 0 && fallbacks === 0 && kind) {
+            // The prompt's answer on the first route. A route that fell back to rows (the
+            // edge refused token ids) is not a sample of either kind.
+            const asDecided = d.route === "cloud" ||
+              (log[0].prefill === "tokens") === (kind === "ids");
+            if (asDecided) {
+              options.ttft?.observe(kind, performance.now() - decidedAt, d.predicted.ttftMs);
+            }
+          }
           produced.push(t);
           overall.tokens(1);
           yield t;

@@ -11,6 +11,7 @@ import { cutModel } from "../runtime/shard.ts";
 import { digestModel } from "../runtime/digest.ts";
 import { openRoutedSession, routedGenerate } from "../runtime/routed.ts";
 import { NetworkEstimator } from "../runtime/router/network.ts";
+import { TtftCorrector } from "../runtime/router/ttft_corrector.ts";
 import { earlyExitGenerate } from "../runtime/early_exit.ts";
 import { DefaultPolicy, FixedPolicy } from "../runtime/router/policy.ts";
 import { createEdgeApp } from "../edge/app.ts";
@@ -217,5 +218,56 @@ Deno.test("routed: a prepared session spares the split's predicted TTFT its open
       `${c.predicted.ttftMs} vs ${w.predicted.ttftMs}`,
     );
     assert.equal(c.predicted.roundTrips, w.predicted.roundTrips + 1);
+  });
+});
+
+Deno.test("routed: a TTFT corrector learns that prompt rows arrive late and moves later queries to token prefill", async () => {
+  await withEdge(async (url) => {
+    // A link that holds any large upload (the prompt's rows: 9 × 64 f32 values) 150 ms; the
+    // token-id frame and the decode rows pass.
+    const proxy = startFaultProxy(url, (req) => {
+      const size = Number(req.headers.get("content-length") ?? 0);
+      return new URL(req.url).pathname.endsWith("/forward") && size > 1500
+        ? { delayMs: 150 }
+        : "pass";
+    });
+    try {
+      const ttft = new TtftCorrector();
+      const opts = {
+        ...base(proxy.url),
+        maxTokens: 8,
+        policy: new DefaultPolicy({ minTokensPerSec: 1 }),
+        estimator: new NetworkEstimator({ prior: { rttMs: 2 } }),
+        wire: { decode: "f32" as const, prefill: "f32" as const },
+        device: { flopsPerSec: 1e9 },
+        edgeState: { flopsPerSec: 1e9 },
+        ttft,
+      };
+      // A first query warms the connection and the estimator (not the corrector).
+      await Array.fromAsync(routedGenerate(device, SHORT, { ...opts, ttft: undefined }));
+      // A query whose prompt goes as rows (a fixed split) shows the corrector the late upload.
+      const fixed = routedGenerate(device, SHORT, { ...opts, policy: new FixedPolicy(4) });
+      assert.deepEqual(await Array.fromAsync(fixed), want(SHORT).slice(0, 8));
+      assert.equal(fixed.decisions()[0].prefill, undefined);
+      assert.ok(fixed.metrics().ttftMs >= 150);
+      assert.equal(ttft.samples, 1);
+      assert.ok((ttft.state.rows ?? 0) > 30, `rows corrected by ${ttft.state.rows} ms`);
+      // From then on the router predicts rows late and sends the prompt as token ids.
+      for (let q = 0; q < 3; q++) {
+        const run = routedGenerate(device, SHORT, opts);
+        assert.deepEqual(await Array.fromAsync(run), want(SHORT).slice(0, 8));
+        const [d] = run.decisions();
+        assert.equal(d.route, "split");
+        assert.equal(d.prefill, "tokens", d.reason);
+        // Rows predicted with the correction (uncorrected they are ~15 ms on loopback).
+        const rowsMs = Number(/prompt as token ids \(rows: TTFT (\d+) ms/.exec(d.reason)?.[1]);
+        assert.ok(rowsMs > 35, d.reason);
+        assert.ok(run.metrics().ttftMs < 150, "the late upload is avoided");
+      }
+      assert.equal(ttft.samples, 4);
+      assert.ok(Math.abs(ttft.state.ids ?? 0) < 50, `ids corrected by ${ttft.state.ids} ms`);
+    } finally {
+      await proxy.close();
+    }
   });
 });

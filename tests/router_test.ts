@@ -15,6 +15,7 @@ import {
   predictSplit,
   predictStreamed,
   type RouterInput,
+  TtftCorrector,
 } from "../runtime/router/mod.ts";
 import { modelProfile } from "../runtime/cost.ts";
 import { estimatingFetch } from "../runtime/estimating_fetch.ts";
@@ -407,4 +408,71 @@ Deno.test("cost model: a split without an open session pays the opening request 
         predictStreamed({ ...base, openSessions: [K] }, K, stream).ttftMs - openMs,
     ) < 1e-9,
   );
+});
+
+Deno.test("TTFT corrector: a smoothed gap per prefill kind, added to that kind's predictions", () => {
+  const ttft = new TtftCorrector();
+  assert.deepEqual(ttft.state, {});
+  ttft.observe("rows", 52, 12);
+  assert.equal(ttft.state.rows, 10, "a quarter of the 40 ms gap");
+  // The next prediction includes the correction: the gap left is 30 ms.
+  ttft.observe("rows", 52, 22);
+  assert.equal(ttft.state.rows, 17.5);
+  ttft.observe("ids", 10, 14);
+  assert.equal(ttft.state.ids, -1);
+  for (const bad of [NaN, -1, Infinity]) ttft.observe("ids", bad, 10);
+  assert.equal(ttft.state.ids, -1, "bad times are ignored");
+  assert.equal(ttft.samples, 3);
+  const wild = new TtftCorrector({ weight: 1, maxMs: 100 });
+  wild.observe("ids", 1e6, 10);
+  assert.equal(wild.state.ids, 100, "clamped");
+
+  // The cost model adds the correction of the route's kind, to TTFT and total alike: rows to a
+  // split's row prefill, ids to all-cloud and to a split's token prefill (the same path).
+  const base = input({ tokenPrefill: true });
+  const K = 12;
+  const bias = { rows: 30, ids: 7 };
+  const biased = { ...base, ttftBiasMs: bias };
+  const cases = [["rows", K, "rows"], ["ids", K, "tokens"], ["ids", 0, "rows"]] as const;
+  for (const [kind, at, prefill] of cases) {
+    const a = predictSplit(base, at, false, prefill), b = predictSplit(biased, at, false, prefill);
+    assert.ok(Math.abs(b.ttftMs - a.ttftMs - bias[kind]) < 1e-9, `${kind} at ${at}`);
+    // (Token prefill decodes once the device's own prefill is done too: its total may not move.)
+    if (prefill === "rows") assert.ok(Math.abs(b.totalMs - a.totalMs - bias[kind]) < 1e-9, kind);
+  }
+  assert.equal(predictSplit({ ...base, ttftBiasMs: { rows: -1e9 } }, K, false).ttftMs, 0);
+});
+
+Deno.test("TTFT corrector: a host whose row prefill runs late moves the policy to token prefill", () => {
+  // A split whose rows are predicted inside the TTFT limit by more than the margin...
+  const policy = new DefaultPolicy({ minTokensPerSec: 10 });
+  const base = input({
+    query: { promptTokens: 8, maxTokens: 128 },
+    device: {
+      flopsPerSec: 5e13,
+      prefillFlopsPerSec: 1.25e14,
+      freeBytes: 8e9,
+      threads: 4,
+      heldLayers: 24,
+    },
+    network: { rttMs: 40, rttVarMs: 5, upBytesPerSec: 1.25e8, downBytesPerSec: 5e6 },
+    edge: { available: true, flopsPerSec: 5e13, load: 0, queueMs: 0, pricePerFlop: 1e-15 },
+    wire: { bytesPerRow: 2 * BIG.dim, requestBytes: 400, replyBytesPerToken: 40, pipelineRows: 16 },
+    tokenPrefill: true,
+  });
+  const first = policy.decide(base);
+  assert.equal(first.route, "split");
+  assert.equal(first.prefill, undefined);
+  // ...but measured 40 ms later each time (say, a stalled upload): after a few queries the
+  // corrected rows miss the limit, and the prompt goes as token ids.
+  const ttft = new TtftCorrector();
+  let d = first;
+  for (let q = 0; q < 12 && d.prefill !== "tokens"; q++) {
+    const raw = d.predicted.ttftMs - (ttft.state.rows ?? 0);
+    ttft.observe("rows", raw + 40, d.predicted.ttftMs);
+    d = policy.decide({ ...base, ttftBiasMs: ttft.state });
+  }
+  assert.equal(d.route, "split");
+  assert.equal(d.prefill, "tokens");
+  assert.match(d.reason, /prompt as token ids/);
 });

@@ -34,7 +34,13 @@
  * @module
  */
 
-import type { ModelProfile, Prediction, RouterInput, SpeculationProfile } from "./types.ts";
+import type {
+  ModelProfile,
+  Prediction,
+  PrefillKind,
+  RouterInput,
+  SpeculationProfile,
+} from "./types.ts";
 
 /** FLOPs of `n` tokens at positions pos.. through `layers` layers (context grows per token). */
 function rowsFlops(m: ModelProfile, layers: number, pos: number, n: number): number {
@@ -111,6 +117,9 @@ export function predictSplit(
   const upMs = (b: number) => 1000 * b / net.upBytesPerSec;
   const downMs = (b: number) => 1000 * b / net.downBytesPerSec;
   const whole = wholeFlops(m, n, N);
+  // The learned correction of this prefill kind (never below zero in all).
+  const corrected = (kind: PrefillKind, ms: number) =>
+    Math.max(0, ms + (input.ttftBiasMs?.[kind] ?? 0));
   const done = (
     p: Omit<Prediction, "cloudShare" | "cost" | "tokensPerSec" | "drafting">,
   ): Prediction => ({
@@ -124,8 +133,11 @@ export function predictSplit(
   if (split <= 0) {
     const bytesUp = wire.requestBytes + 4 * n;
     const bytesDown = wire.replyBytesPerToken * N;
-    const ttftMs = upMs(bytesUp) + net.rttMs + edge.queueMs +
-      edgePassMs(rowsFlops(m, L, 0, n), n) + edgeMs(m.headFlops) + downMs(wire.replyBytesPerToken);
+    const ttftMs = corrected(
+      "ids",
+      upMs(bytesUp) + net.rttMs + edge.queueMs + edgePassMs(rowsFlops(m, L, 0, n), n) +
+        edgeMs(m.headFlops) + downMs(wire.replyBytesPerToken),
+    );
     const perToken = Math.max(
       edgeMs(m.layerFlops(n + N / 2) * L + m.headFlops),
       downMs(wire.replyBytesPerToken),
@@ -179,8 +191,11 @@ export function predictSplit(
   const openMs = input.openSessions && !input.openSessions.includes(K)
     ? upMs(wire.requestBytes) + net.rttMs + downMs(wire.requestBytes)
     : 0;
-  const ttftMs = openMs + prefillMs + net.rttMs + edge.queueMs + edgeMs(m.headFlops) +
-    downMs(wire.replyBytesPerToken);
+  const ttftMs = corrected(
+    tokens ? "ids" : "rows",
+    openMs + prefillMs + net.rttMs + edge.queueMs + edgeMs(m.headFlops) +
+      downMs(wire.replyBytesPerToken),
+  );
   // Token prefill: decoding needs the device's own [0, K) cache, computed meanwhile.
   const decodeFrom = tokens ? Math.max(ttftMs, localPrefillMs(input, K)) : ttftMs;
   // Each round trip: E tokens, E·rows rows through both halves (device drafts with its head).

@@ -23,6 +23,7 @@
 export * from "./types.ts";
 export { confidenceOf } from "./confidence.ts";
 export { type EstimatorOptions, NetworkEstimator, type RequestSample } from "./network.ts";
+export { TtftCorrector, type TtftCorrectorOptions } from "./ttft_corrector.ts";
 export { maxDeviceLayers, predictAll, predictSplit } from "./cost_model.ts";
 export { predictStreamed } from "./stream_model.ts";
 export {

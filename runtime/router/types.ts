@@ -174,7 +174,22 @@ export interface RouterInput {
    * every split is taken to have its session open.
    */
   openSessions?: readonly number[];
+  /**
+   * Learned corrections to the predicted time to first token, ms, per prefill kind
+   * (`TtftCorrector`): added to every prediction of that kind. Absent: none.
+   */
+  ttftBiasMs?: TtftBias;
 }
+
+/**
+ * How a route gets its prompt to the model: `rows` (a split sends the prompt's hidden rows) or
+ * `ids` (token ids, the edge runs the whole model over them: all-cloud, and a split's token
+ * prefill, which shares its path).
+ */
+export type PrefillKind = "rows" | "ids";
+
+/** Corrections to predicted time to first token, ms, per prefill kind. */
+export type TtftBias = Partial<Record<PrefillKind, number>>;
 
 /** Where a query runs. */
 export type Route = "local" | "split" | "cloud";
