@@ -36,6 +36,7 @@ import {
   NetworkEstimator,
   predictSplit,
   predictStreamed,
+  TtftCorrector,
 } from "../runtime/router/mod.ts";
 import type { Policy, SpeculationProfile, StreamProfile } from "../runtime/router/mod.ts";
 import type { Engine } from "../runtime/engine.ts";
@@ -353,10 +354,14 @@ export async function run(args: string[]): Promise<void> {
             pol: Policy,
             wire: RoutedOptions["wire"],
             k: number,
+            ttft?: TtftCorrector,
           ) => {
             const dev = newDevice();
-            return runRouted(job, dev, opts(url, pol, wire, dev), k, c);
+            return runRouted(job, dev, { ...opts(url, pol, wire, dev), ttft }, k, c);
           };
+          // The router learns its TTFT error from its own queries (the fixed strategies run
+          // without one: theirs would teach it about routes it does not take).
+          const ttft = new TtftCorrector();
           const strategies: [string, (job: Job, url: string) => Promise<Outcome>][] = [
             ["all-cloud", (job, url) => runCloud(job, url, maxTokens, ID, tok, c)],
             [
@@ -365,7 +370,7 @@ export async function run(args: string[]): Promise<void> {
             ],
             [
               "router",
-              (job, url) => routedRun(job, url, routed, routerWire, DEVICE_LAYERS),
+              (job, url) => routedRun(job, url, routed, routerWire, DEVICE_LAYERS, ttft),
             ],
           ];
           if (!quick) {
