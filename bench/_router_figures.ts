@@ -20,6 +20,11 @@ import { agreement, type CalibrationRow, type Job } from "./_router_workload.ts"
 import { scatterSvg } from "./_svg.ts";
 
 /** A strategy's run on one profile. */
+/** The routes column's tag for how a split sent its prompt: token ids, or rows in one frame. */
+function prefillTag(prefill: string | undefined): string {
+  return prefill === "tokens" ? "+ids" : prefill === "whole" ? "+whole" : "";
+}
+
 export interface StrategyRun {
   variant: string;
   profile: string;
@@ -87,7 +92,7 @@ export function summarize(r: StrategyRun): Summary {
     frames += x.frames;
     trips += x.decodeTrips;
     if (x.decodeTrips > 0) decoded += Math.max(0, x.tokens.length - 1);
-    const ids = x.decision?.prefill === "tokens" ? "+ids" : ""; // token prefill (wire 1.2)
+    const ids = prefillTag(x.decision?.prefill);
     const first = x.route === "cloud"
       ? "cloud"
       : x.route === "local"
@@ -184,11 +189,11 @@ function predictionErrors(runs: StrategyRun[]): TtftError[] {
       runs.find((x) => x.variant === variant && x.profile === profile && x.strategy === "all-cloud")
         ?.outcomes.map((o) => [o.text, o.ttftMs]) ?? [],
     );
-    for (const prefill of ["rows", "tokens"]) {
+    for (const prefill of ["rows", "whole", "tokens"]) {
       const errs = here.flatMap((x) =>
         x.outcomes.filter((o) =>
           o.route === "split" && o.predicted && cloud.has(o.text) &&
-          (o.decision?.prefill === "tokens" ? "tokens" : "rows") === prefill
+          (o.decision?.prefill ?? "rows") === prefill
         ).map((o) =>
           (o.ttftMs - cloud.get(o.text)!) - (o.predicted!.ttftMs - o.predicted!.cloudTtftMs)
         )
@@ -339,9 +344,7 @@ export async function routerFigures(r: RouterRun): Promise<void> {
         profile: x.profile,
         strategy: x.strategy,
         kind: o.kind,
-        route: o.route === "split"
-          ? `K${o.split}${o.decision?.prefill === "tokens" ? "+ids" : ""}`
-          : o.route,
+        route: o.route === "split" ? `K${o.split}${prefillTag(o.decision?.prefill)}` : o.route,
         ttftMs: o.ttftMs,
         tokensPerSec: o.tokens.length > 1
           ? 1000 * (o.tokens.length - 1) / Math.max(1e-9, o.totalMs - o.ttftMs)

@@ -178,7 +178,9 @@ in flight; the edge computes only rows on its verified branch). "trips/token" co
 are in flight overlaps them); "tokens/RTT" is tokens/s p50 × the link's RTT. The router may send
 a prompt as token ids (token prefill, wire 1.2: the edge runs the whole model over the prompt, the
 device its own [0, 4) meanwhile) when the row prefill would miss the TTFT limit: "K4+ids" in
-"routes"; the prompt's extra edge FLOPs count in "cloud FLOPs".
+"routes"; the prompt's extra edge FLOPs count in "cloud FLOPs". When pipelined rows are predicted
+late and the same rows in one frame are not (the TTFT corrector learned that pipelined uploads
+stall on this host), the prompt goes in one frame: "K4+whole".
 
 Two compute variants:
 

@@ -67,6 +67,8 @@ export interface StreamedGenerateOptions {
    * `tokenPrefill`); the device still computes its own [0, K) cache for the decode.
    */
   tokenPrefill?: boolean;
+  /** `false`: the prompt's rows go in one frame, not pipelined (`SplitSession.step`). */
+  pipeline?: boolean;
   /** The early-exit head reads the session's rows through this (`exit_adapter.ts`). */
   exitAdapter?: ExitAdapter;
 }
@@ -169,7 +171,10 @@ export function generateStreamed(
   };
 
   async function* run(): AsyncGenerator<number, void, void> {
-    const first = (await session.step(prompt, { tokenPrefill: options.tokenPrefill }))[0].token;
+    const first = (await session.step(prompt, {
+      tokenPrefill: options.tokenPrefill,
+      pipeline: options.pipeline,
+    }))[0].token;
     account({ rows: prompt.length, answered: 1 });
     let produced = 0;
     const emit = (t: number): boolean => {

@@ -297,7 +297,10 @@ export function routedGenerate(
     );
   };
 
+  /** How the running segment's prompt went (set when its first token arrives). */
+  let sentAs: PrefillKind | undefined;
   async function* route(d: Decision, context: number[], budget: number): AsyncGenerator<number> {
+    sentAs = undefined;
     if (d.route === "local") {
       const rec = new MetricsRecorder({ route: "local", split: L, promptTokens: context.length });
       segments.push(() => rec.finish());
@@ -320,7 +323,7 @@ export function routedGenerate(
       let n = 0;
       try {
         for await (const t of run) {
-          n++;
+          if (n++ === 0) sentAs = "ids";
           rec.tokens(1);
           yield t;
         }
@@ -354,6 +357,7 @@ export function routedGenerate(
         maxInFlight: d.streamed!.maxInFlight,
         betweenRows: options.stream?.betweenRows,
         tokenPrefill,
+        pipeline: d.prefill !== "whole",
         exitAdapter: adapterFor(d.split),
       })
       : generateSpeculative(session, engine, context, {
@@ -361,6 +365,7 @@ export function routedGenerate(
         stopAtEos,
         policy: steps,
         tokenPrefill,
+        pipeline: d.prefill !== "whole",
         exitAdapter: adapterFor(d.split),
       });
     segments.push(() => run.metrics());
@@ -368,6 +373,9 @@ export function routedGenerate(
     const logged = log[log.length - 1];
     try {
       for await (const t of run) {
+        sentAs ??= ({ tokens: "ids", pipelined: "pipelined", rows: "rows" } as const)[
+          session.lastPrefill as "tokens" | "pipelined" | "rows"
+        ];
         if (logged.prefill === "tokens" && session.lastPrefill !== "tokens") {
           logged.reason += session.lastPrefill === "refused"
             ? "; the edge refused token prefill: rows instead"
@@ -390,11 +398,6 @@ export function routedGenerate(
     let d = decide(0, true);
     // The first decision's time to first token, for the corrector (its route only).
     const decidedAt = performance.now();
-    const kind: PrefillKind | undefined = d.route === "cloud" || d.prefill === "tokens"
-      ? "ids"
-      : d.route === "split"
-      ? "rows"
-      : undefined;
     if (prepared && !(d.route === "split" && d.split === prepared.split)) {
       prepared.close().catch(() => {});
       prepared = undefined;
@@ -409,13 +412,11 @@ export function routedGenerate(
         let seen = 0;
         for await (const t of route(d, [...prompt, ...produced], maxTokens - produced.length)) {
           if (seen++ > 0) times.push(performance.now());
-          else if (produced.length === 0 && fallbacks === 0 && kind) {
-            // The prompt's answer on the first route. A route that fell back to rows (the
-            // edge refused token ids) is not a sample of either kind.
-            const asDecided = d.route === "cloud" ||
-              (log[0].prefill === "tokens") === (kind === "ids");
-            if (asDecided) {
-              options.ttft?.observe(kind, performance.now() - decidedAt, d.predicted.ttftMs);
+          else if (produced.length === 0 && fallbacks === 0 && sentAs) {
+            // The prompt's answer on the first route, sent the way it was predicted (token ids
+            // the edge refused went as rows: a sample of neither).
+            if ((sentAs === "ids") === (d.route === "cloud" || d.prefill === "tokens")) {
+              options.ttft?.observe(sentAs, performance.now() - decidedAt, d.predicted.ttftMs);
             }
           }
           produced.push(t);

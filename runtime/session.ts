@@ -70,10 +70,11 @@ export class SplitSession {
   /** The last answer's tokens, with logprobs when asked for. */
   lastTokens: ReplyToken[] = [];
   /**
-   * How the last prompt went: `tokens` (token prefill, wire 1.2), `rows`, or `refused` (token
-   * prefill was asked for and the edge refused it: rows went instead).
+   * How the last prompt went: `tokens` (token prefill, wire 1.2), `rows` (one frame),
+   * `pipelined` (rows in chunks, `pipelineRows`), or `refused` (token prefill was asked for and
+   * the edge refused it: rows went instead).
    */
-  lastPrefill?: "tokens" | "rows" | "refused";
+  lastPrefill?: "tokens" | "rows" | "pipelined" | "refused";
   readonly #o: SessionOptions;
   readonly #engine: Engine;
   readonly #cache: KVCache;
@@ -142,7 +143,8 @@ export class SplitSession {
    * With `tokenPrefill` (a prompt of more than one token that fits one frame, to an edge whose
    * session answer has `tokenPrefill`) the prompt goes as token ids (wire 1.2): the edge runs
    * the whole model over them while the device computes its own [0, K) cache meanwhile; an
-   * edge that refuses (4xx) gets the rows instead.
+   * edge that refuses (4xx) gets the rows instead. `pipeline: false` sends a prompt's rows in
+   * one frame even when the session pipelines prompts (`pipelineRows`).
    */
   async step(
     tokens: readonly number[],
@@ -150,6 +152,7 @@ export class SplitSession {
       draft?: boolean;
       extend?: (row: Float32Array, drafted: number) => number | undefined;
       tokenPrefill?: boolean;
+      pipeline?: boolean;
     } = {},
   ): Promise<ReplyToken[]> {
     const { dim, maxSeqLen } = this.config;
@@ -168,9 +171,11 @@ export class SplitSession {
       return await this.#tokenPrefill(tokens, pos, chunk > 0 ? chunk : 16);
     }
     if (
-      prefill && chunk > 0 && tokens.length > chunk && tokens.length <= max &&
+      prefill && chunk > 0 && options.pipeline !== false && tokens.length > chunk &&
+      tokens.length <= max &&
       this.prefillWire !== "int8"
     ) {
+      this.lastPrefill = "pipelined";
       return await this.#pipelined(tokens, pos, chunk);
     }
     const rows = this.#run(tokens, pos); // [n, dim]

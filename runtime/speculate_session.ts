@@ -41,6 +41,8 @@ export interface SpeculativeGenerateOptions {
   now?: () => number;
   /** Send the prompt as token ids (wire 1.2) when the edge takes them (`SplitSession.step`). */
   tokenPrefill?: boolean;
+  /** `false`: the prompt's rows go in one frame, not pipelined (`SplitSession.step`). */
+  pipeline?: boolean;
   /** The early-exit head reads the session's rows through this (`exit_adapter.ts`). */
   exitAdapter?: ExitAdapter;
 }
@@ -104,7 +106,10 @@ export function generateSpeculative(
 
   async function* run(): AsyncGenerator<number, void, void> {
     let produced = 0;
-    let answer = await trip(prompt, undefined, options.tokenPrefill);
+    let answer = await trip(prompt, undefined, {
+      tokenPrefill: options.tokenPrefill,
+      pipeline: options.pipeline,
+    });
     while (true) {
       for (const t of answer) {
         if (stops.has(t) || produced >= budget) return;
@@ -124,7 +129,7 @@ export function generateSpeculative(
   async function trip(
     tokens: readonly number[],
     extend?: (row: Float32Array, n: number) => number | undefined,
-    tokenPrefill?: boolean,
+    prefill: { tokenPrefill?: boolean; pipeline?: boolean } = {},
   ): Promise<number[]> {
     const before = { ...session.stats };
     let n = 0;
@@ -133,7 +138,7 @@ export function generateSpeculative(
       if (t !== undefined) n++;
       return t;
     });
-    const reply = await session.step(tokens, counting ? { extend: counting } : { tokenPrefill });
+    const reply = await session.step(tokens, counting ? { extend: counting } : prefill);
     const s = session.stats;
     rec.roundTrip({
       bytesUp: s.bytesSent - before.bytesSent,

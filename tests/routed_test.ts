@@ -271,3 +271,47 @@ Deno.test("routed: a TTFT corrector learns that prompt rows arrive late and move
     }
   });
 });
+
+Deno.test("routed: pipelined prompts learned late go as rows in one frame, keeping the split", async () => {
+  await withEdge(async (url) => {
+    // A link that holds streamed uploads (a pipelined prompt: no content-length) 150 ms, as a
+    // host without TCP_NODELAY holds their last chunk; whole frames pass.
+    const proxy = startFaultProxy(
+      url,
+      (req) =>
+        new URL(req.url).pathname.endsWith("/forward") && !req.headers.has("content-length")
+          ? { delayMs: 150 }
+          : "pass",
+    );
+    try {
+      const ttft = new TtftCorrector();
+      const opts = {
+        ...base(proxy.url),
+        maxTokens: 8,
+        policy: new DefaultPolicy({ minTokensPerSec: 1 }),
+        estimator: new NetworkEstimator({ prior: { rttMs: 2 } }),
+        wire: { decode: "f32" as const, prefill: "f32" as const, pipelineRows: 8 },
+        device: { flopsPerSec: 1e10 },
+        edgeState: { flopsPerSec: 1e9 },
+        ttft,
+      };
+      await Array.fromAsync(routedGenerate(device, LONG, { ...opts, ttft: undefined }));
+      const fixed = routedGenerate(device, LONG, { ...opts, policy: new FixedPolicy(4) });
+      assert.deepEqual(await Array.fromAsync(fixed), want(LONG).slice(0, 8));
+      assert.ok(fixed.metrics().ttftMs >= 150);
+      assert.ok((ttft.state.pipelined ?? 0) > 30, `pipelined corrected by ${ttft.state.pipelined}`);
+      assert.equal(ttft.state.rows, undefined);
+      for (let q = 0; q < 2; q++) {
+        const run = routedGenerate(device, LONG, opts);
+        assert.deepEqual(await Array.fromAsync(run), want(LONG).slice(0, 8));
+        const [d] = run.decisions();
+        assert.equal(d.route, "split");
+        assert.equal(d.prefill, "whole", d.reason);
+        assert.ok(run.metrics().ttftMs < 150, "the stalled upload is avoided");
+      }
+      assert.equal(typeof ttft.state.rows, "number", "one-frame prompts are measured as rows");
+    } finally {
+      await proxy.close();
+    }
+  });
+});

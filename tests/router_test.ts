@@ -476,3 +476,60 @@ Deno.test("TTFT corrector: a host whose row prefill runs late moves the policy t
   assert.equal(d.prefill, "tokens");
   assert.match(d.reason, /prompt as token ids/);
 });
+
+Deno.test("whole-prompt rows: chosen when pipelined rows are learned late and one frame is not", () => {
+  const policy = new DefaultPolicy({ minTokensPerSec: 10 });
+  const base = input({
+    query: { promptTokens: 64, maxTokens: 128 },
+    device: {
+      flopsPerSec: 5e13,
+      prefillFlopsPerSec: 1.25e14,
+      freeBytes: 8e9,
+      threads: 4,
+      heldLayers: 24,
+    },
+    network: { rttMs: 40, rttVarMs: 5, upBytesPerSec: 1.25e8, downBytesPerSec: 5e6 },
+    edge: { available: true, flopsPerSec: 5e13, load: 0, queueMs: 0, pricePerFlop: 1e-15 },
+    wire: { bytesPerRow: 2 * BIG.dim, requestBytes: 400, replyBytesPerToken: 40, pipelineRows: 16 },
+    tokenPrefill: true,
+  });
+  // The cost model: one frame is the unpipelined prediction, corrected as `rows`; pipelined
+  // rows are corrected as `pipelined`.
+  const K = 24;
+  const piped = predictSplit(base, K, false), whole = predictSplit(base, K, false, "whole");
+  assert.equal(piped.prefill, undefined);
+  assert.equal(whole.prefill, "whole");
+  const unpiped = predictSplit({ ...base, wire: { ...base.wire, pipelineRows: 0 } }, K, false);
+  assert.ok(Math.abs(whole.ttftMs - unpiped.ttftMs) < 1e-9);
+  assert.equal(whole.edgeFlops, piped.edgeFlops, "same rows, same cloud FLOPs");
+  const bias = { pipelined: 100, rows: 3 };
+  assert.ok(
+    Math.abs(predictSplit({ ...base, ttftBiasMs: bias }, K, false).ttftMs - piped.ttftMs - 100) <
+      1e-9,
+  );
+  assert.ok(
+    Math.abs(
+      predictSplit({ ...base, ttftBiasMs: bias }, K, false, "whole").ttftMs - whole.ttftMs - 3,
+    ) < 1e-9,
+  );
+  // A prompt no longer than a chunk is never pipelined: no separate whole-prompt choice.
+  assert.equal(
+    predictSplit({ ...base, query: { promptTokens: 16, maxTokens: 128 } }, K, false, "whole")
+      .prefill,
+    undefined,
+  );
+
+  // The policy: pipelined rows first; learned late, the same rows in one frame (the split's
+  // savings kept), not token ids.
+  const first = policy.decide(base);
+  assert.equal(first.route, "split");
+  assert.equal(first.prefill, undefined);
+  const late = policy.decide({ ...base, ttftBiasMs: { pipelined: 60 } });
+  assert.equal(late.route, "split");
+  assert.equal(late.prefill, "whole", late.reason);
+  assert.match(late.reason, /prompt rows in one frame \(pipelined: TTFT \d+ ms\)/);
+  // One frame late too: token ids, which cost the edge the whole prompt.
+  const both = policy.decide({ ...base, ttftBiasMs: { pipelined: 60, rows: 60 } });
+  assert.equal(both.prefill, "tokens", both.reason);
+  assert.ok(late.predicted.cloudShare < both.predicted.cloudShare);
+});

@@ -37,6 +37,7 @@
 import type {
   ModelProfile,
   Prediction,
+  PrefillChoice,
   PrefillKind,
   RouterInput,
   SpeculationProfile,
@@ -85,7 +86,8 @@ export function localPrefillMs(input: RouterInput, split: number): number {
 /**
  * Predicts one split point: 0 = all-cloud, 1..L-1 = split at K, L = all-local; a split
  * drafts as `input.speculation[K]` says unless `draft` is false, and sends its prompt as
- * rows, or as token ids with `prefill = "tokens"`.
+ * rows (pipelined where `wire.pipelineRows` asks; `prefill = "whole"`: in one frame), or as
+ * token ids with `prefill = "tokens"`.
  *
  * @example
  * ```ts
@@ -99,7 +101,7 @@ export function predictSplit(
   input: RouterInput,
   split: number,
   draft: boolean | SpeculationProfile = true,
-  prefill: "rows" | "tokens" = "rows",
+  prefill: PrefillChoice = "rows",
 ): Prediction {
   const { model: m, query, device, network: net, edge, wire } = input;
   const L = m.nLayers;
@@ -180,7 +182,9 @@ export function predictSplit(
   const tokens = prefill === "tokens";
   const prefillUp = wire.requestBytes +
     n * (tokens ? 4 : wire.prefillBytesPerRow ?? wire.bytesPerRow);
-  const c = wire.pipelineRows && n > wire.pipelineRows ? Math.ceil(n / wire.pipelineRows) : 1;
+  const c = !tokens && prefill !== "whole" && wire.pipelineRows && n > wire.pipelineRows
+    ? Math.ceil(n / wire.pipelineRows)
+    : 1;
   const dev = c * devPassMs(rowsFlops(m, K, 0, n) / c, n / c);
   const up = upMs(prefillUp);
   const edg = c * edgePassMs(rowsFlops(m, L - K, 0, n) / c, n / c);
@@ -192,7 +196,7 @@ export function predictSplit(
     ? upMs(wire.requestBytes) + net.rttMs + downMs(wire.requestBytes)
     : 0;
   const ttftMs = corrected(
-    tokens ? "ids" : "rows",
+    tokens ? "ids" : c > 1 ? "pipelined" : "rows",
     openMs + prefillMs + net.rttMs + edge.queueMs + edgeMs(m.headFlops) +
       downMs(wire.replyBytesPerToken),
   );
@@ -218,7 +222,11 @@ export function predictSplit(
     ttftMs,
     totalMs: decodeFrom + steps * rtMs,
   });
-  const q = tokens ? { ...p, prefill: "tokens" as const } : p;
+  const q = tokens
+    ? { ...p, prefill: "tokens" as const }
+    : c === 1 && prefill === "whole" && wire.pipelineRows && n > wire.pipelineRows
+    ? { ...p, prefill: "whole" as const }
+    : p;
   return E > 1 ? { ...q, drafting: true, speculation: spec } : q;
 }
 

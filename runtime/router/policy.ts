@@ -41,6 +41,7 @@ import type {
   Decision,
   Policy,
   Prediction,
+  PrefillChoice,
   Route,
   RouterInput,
   StepAction,
@@ -94,7 +95,7 @@ const ms = (x: number) => `${x < 10 ? x.toFixed(1) : Math.round(x)} ms`;
 const name = (p: Prediction) =>
   `K=${p.split}${p.drafting ? `+drafts(≤${p.speculation?.maxDraft ?? "?"})` : ""}${
     p.streamed ? "+stream" : ""
-  }${p.prefill === "tokens" ? "+token-prefill" : ""}`;
+  }${p.prefill === "tokens" ? "+token-prefill" : p.prefill === "whole" ? "+whole-prompt" : ""}`;
 
 function routeOf(split: number, L: number): Route {
   return split <= 0 ? "cloud" : split >= L ? "local" : "split";
@@ -166,24 +167,34 @@ export class DefaultPolicy implements Policy {
     );
     const rejected: string[] = [];
     const ok: Prediction[] = [];
-    type Make = (prefill: "rows" | "tokens") => Prediction;
+    type Make = (prefill: PrefillChoice) => Prediction;
     // Each split candidate sends its prompt as rows (the fewest cloud FLOPs), or — only when
     // that would miss the TTFT limit, or come within the margin of it, and the edge may take
     // them — as token ids (in the margin, only if those meet both limits).
     const prefillRowsTtft = new Map<Prediction, number>();
+    const pipelinedTtft = new Map<Prediction, number>();
     const rowsLimit = ttftLimit - t.rowPrefillMarginMs;
     const candidates = all.slice(1, deepest + 1).flatMap((p) => {
       const K = p.split;
       const makers: Make[] = [
-        ...(p.drafting ? [(f: "rows" | "tokens") => predictSplit(input, K, true, f)] : []),
+        ...(p.drafting ? [(f: PrefillChoice) => predictSplit(input, K, true, f)] : []),
         (f) => predictSplit(input, K, false, f),
         ...(input.draftVariants?.[K] ?? []).map((v): Make => (f) => predictSplit(input, K, v, f)),
         ...(input.streaming?.[K] && K < L
-          ? [(f: "rows" | "tokens") => predictStreamed(input, K, input.streaming![K]!, f)]
+          ? [(f: PrefillChoice) => predictStreamed(input, K, input.streaming![K]!, f)]
           : []),
       ];
       return makers.map((make) => {
-        const rows = make("rows");
+        let rows = make("rows");
+        if (rows.ttftMs > rowsLimit) {
+          // Pipelined rows too late (say, a host whose streamed uploads stall, learned by the
+          // TTFT corrector): the same rows in one frame may not be.
+          const whole = make("whole");
+          if (whole.prefill === "whole" && whole.ttftMs < rows.ttftMs) {
+            pipelinedTtft.set(whole, rows.ttftMs);
+            rows = whole;
+          }
+        }
         if (!input.tokenPrefill || K >= L || rows.ttftMs <= rowsLimit) return rows;
         const tokens = make("tokens");
         const fits = tokens.ttftMs <= ttftLimit && tokens.tokensPerSec >= rateLimit;
@@ -222,8 +233,11 @@ export class DefaultPolicy implements Policy {
           ms(rowsLimit)
         }, the limit less the ${ms(t.rowPrefillMarginMs)} margin)`
         : "";
-      let d = this.#decision(p, base, L, maxDraft, describe(p, base, L) + draft + prefill);
-      if (p.prefill === "tokens") d = { ...d, prefill: "tokens" };
+      const whole = p.prefill === "whole"
+        ? `; prompt rows in one frame (pipelined: TTFT ${ms(pipelinedTtft.get(p)!)})`
+        : "";
+      let d = this.#decision(p, base, L, maxDraft, describe(p, base, L) + draft + prefill + whole);
+      if (p.prefill) d = { ...d, prefill: p.prefill };
       if (p.streamed) return { ...d, streamed: { maxInFlight: p.streamed.maxInFlight } };
       return p.drafting ? { ...d, draftTop1: top1 } : d;
     }

@@ -27,7 +27,7 @@
  */
 
 import { localPrefillMs, predictSplit } from "./cost_model.ts";
-import type { Prediction, RouterInput, StreamProfile } from "./types.ts";
+import type { Prediction, PrefillChoice, RouterInput, StreamProfile } from "./types.ts";
 
 /**
  * Predicts draft streaming at split K (1..L-1) with the given profile.
@@ -44,7 +44,7 @@ export function predictStreamed(
   input: RouterInput,
   split: number,
   profile: StreamProfile,
-  prefill: "rows" | "tokens" = "rows",
+  prefill: PrefillChoice = "rows",
 ): Prediction {
   const plain = predictSplit(input, split, false, prefill);
   const { model: m, query, device, network: net, edge, wire } = input;

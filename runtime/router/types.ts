@@ -182,11 +182,17 @@ export interface RouterInput {
 }
 
 /**
- * How a route gets its prompt to the model: `rows` (a split sends the prompt's hidden rows) or
- * `ids` (token ids, the edge runs the whole model over them: all-cloud, and a split's token
- * prefill, which shares its path).
+ * How a route gets its prompt to the model: `pipelined` (a split streams the prompt's hidden rows
+ * in chunks, `wire.pipelineRows`), `rows` (in one frame), or `ids` (token ids, the edge runs the
+ * whole model over them: all-cloud, and a split's token prefill, which shares its path).
  */
-export type PrefillKind = "rows" | "ids";
+export type PrefillKind = "pipelined" | "rows" | "ids";
+
+/**
+ * How a split sends its prompt: `rows` (pipelined in chunks where `wire.pipelineRows` asks and
+ * the prompt is longer), `whole` (rows in one frame, never pipelined) or `tokens` (token ids).
+ */
+export type PrefillChoice = "rows" | "whole" | "tokens";
 
 /** Corrections to predicted time to first token, ms, per prefill kind. */
 export type TtftBias = Partial<Record<PrefillKind, number>>;
@@ -226,8 +232,11 @@ export interface Prediction {
   streamed?: StreamProfile;
   /** Rows the device sends per token after the first (draft streaming: with dead rows). */
   rowsSentPerToken?: number;
-  /** `tokens`: the prompt goes as token ids (token prefill, wire 1.2); absent: as rows. */
-  prefill?: "tokens";
+  /**
+   * `tokens`: the prompt goes as token ids (token prefill, wire 1.2); `whole`: as rows in one
+   * frame although the wire pipelines prompts; absent: as rows, pipelined where the wire asks.
+   */
+  prefill?: "tokens" | "whole";
 }
 
 /** A policy's answer for one query: route, split, drafting, why, and what it expects. */
@@ -242,8 +251,11 @@ export interface Decision {
   draftTop1?: number;
   /** Stream drafts (wire 1.1) with at most this many rows in flight, instead of `maxDraft`. */
   streamed?: { maxInFlight: number };
-  /** `tokens`: send the prompt as token ids (wire 1.2); absent: as rows. */
-  prefill?: "tokens";
+  /**
+   * `tokens`: send the prompt as token ids (wire 1.2); `whole`: as rows in one frame, not
+   * pipelined; absent: as rows, pipelined where the wire asks.
+   */
+  prefill?: "tokens" | "whole";
   /** Human-readable reason, for logs and audits. */
   reason: string;
   /** Name of the policy that decided. */
