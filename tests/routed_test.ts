@@ -9,7 +9,7 @@ import { RefEngine } from "../runtime/forward.ts";
 import { generate } from "../runtime/generate.ts";
 import { cutModel } from "../runtime/shard.ts";
 import { digestModel } from "../runtime/digest.ts";
-import { openRoutedSession, routedGenerate } from "../runtime/routed.ts";
+import { openRoutedSession, routedGenerate, type RoutedOptions } from "../runtime/routed.ts";
 import { NetworkEstimator } from "../runtime/router/network.ts";
 import { TtftCorrector } from "../runtime/router/ttft_corrector.ts";
 import { earlyExitGenerate } from "../runtime/early_exit.ts";
@@ -221,41 +221,69 @@ Deno.test("routed: a prepared session spares the split's predicted TTFT its open
   });
 });
 
-Deno.test("routed: a TTFT corrector learns that prompt rows arrive late and moves later queries to token prefill", async () => {
+/**
+ * Behind a link that holds the forward requests `held` picks for 150 ms: warms the connection
+ * and the estimator, runs one query at a fixed split with rows (the corrector sees the late
+ * upload; same tokens), then `after` with the routed options and their TTFT corrector.
+ */
+async function afterALateUpload(
+  held: (req: Request) => boolean,
+  prompt: number[],
+  over: Partial<RoutedOptions>,
+  after: (opts: RoutedOptions, ttft: TtftCorrector) => Promise<void>,
+): Promise<void> {
   await withEdge(async (url) => {
-    // A link that holds any large upload (the prompt's rows: 9 × 64 f32 values) 150 ms; the
-    // token-id frame and the decode rows pass.
-    const proxy = startFaultProxy(url, (req) => {
-      const size = Number(req.headers.get("content-length") ?? 0);
-      return new URL(req.url).pathname.endsWith("/forward") && size > 1500
-        ? { delayMs: 150 }
-        : "pass";
-    });
+    const proxy = startFaultProxy(
+      url,
+      (req) =>
+        new URL(req.url).pathname.endsWith("/forward") && held(req) ? { delayMs: 150 } : "pass",
+    );
     try {
       const ttft = new TtftCorrector();
-      const opts = {
+      const opts: RoutedOptions = {
         ...base(proxy.url),
         maxTokens: 8,
         policy: new DefaultPolicy({ minTokensPerSec: 1 }),
         estimator: new NetworkEstimator({ prior: { rttMs: 2 } }),
-        wire: { decode: "f32" as const, prefill: "f32" as const },
-        device: { flopsPerSec: 1e9 },
         edgeState: { flopsPerSec: 1e9 },
         ttft,
+        ...over,
       };
-      // A first query warms the connection and the estimator (not the corrector).
-      await Array.fromAsync(routedGenerate(device, SHORT, { ...opts, ttft: undefined }));
-      // A query whose prompt goes as rows (a fixed split) shows the corrector the late upload.
-      const fixed = routedGenerate(device, SHORT, { ...opts, policy: new FixedPolicy(4) });
-      assert.deepEqual(await Array.fromAsync(fixed), want(SHORT).slice(0, 8));
+      await Array.fromAsync(routedGenerate(device, prompt, { ...opts, ttft: undefined }));
+      const fixed = routedGenerate(device, prompt, { ...opts, policy: new FixedPolicy(4) });
+      assert.deepEqual(await Array.fromAsync(fixed), want(prompt).slice(0, 8));
       assert.equal(fixed.decisions()[0].prefill, undefined);
       assert.ok(fixed.metrics().ttftMs >= 150);
       assert.equal(ttft.samples, 1);
+      await after(opts, ttft);
+    } finally {
+      await proxy.close();
+    }
+  });
+}
+
+/** `n` routed queries of `prompt` with `opts`: each gives the whole model's tokens. */
+async function* queries(prompt: number[], opts: RoutedOptions, n: number) {
+  for (let q = 0; q < n; q++) {
+    const run = routedGenerate(device, prompt, opts);
+    assert.deepEqual(await Array.fromAsync(run), want(prompt).slice(0, 8));
+    yield run;
+  }
+}
+
+Deno.test("routed: a TTFT corrector learns that prompt rows arrive late and moves later queries to token prefill", async () => {
+  // A link that holds any large upload (the prompt's rows: 9 × 64 f32 values); the token-id
+  // frame and the decode rows pass.
+  const large = (req: Request) => Number(req.headers.get("content-length") ?? 0) > 1500;
+  const wire = { decode: "f32" as const, prefill: "f32" as const };
+  await afterALateUpload(
+    large,
+    SHORT,
+    { wire, device: { flopsPerSec: 1e9 } },
+    async (opts, ttft) => {
       assert.ok((ttft.state.rows ?? 0) > 30, `rows corrected by ${ttft.state.rows} ms`);
       // From then on the router predicts rows late and sends the prompt as token ids.
-      for (let q = 0; q < 3; q++) {
-        const run = routedGenerate(device, SHORT, opts);
-        assert.deepEqual(await Array.fromAsync(run), want(SHORT).slice(0, 8));
+      for await (const run of queries(SHORT, opts, 3)) {
         const [d] = run.decisions();
         assert.equal(d.route, "split");
         assert.equal(d.prefill, "tokens", d.reason);
@@ -266,52 +294,29 @@ Deno.test("routed: a TTFT corrector learns that prompt rows arrive late and move
       }
       assert.equal(ttft.samples, 4);
       assert.ok(Math.abs(ttft.state.ids ?? 0) < 50, `ids corrected by ${ttft.state.ids} ms`);
-    } finally {
-      await proxy.close();
-    }
-  });
+    },
+  );
 });
 
 Deno.test("routed: pipelined prompts learned late go as rows in one frame, keeping the split", async () => {
-  await withEdge(async (url) => {
-    // A link that holds streamed uploads (a pipelined prompt: no content-length) 150 ms, as a
-    // host without TCP_NODELAY holds their last chunk; whole frames pass.
-    const proxy = startFaultProxy(
-      url,
-      (req) =>
-        new URL(req.url).pathname.endsWith("/forward") && !req.headers.has("content-length")
-          ? { delayMs: 150 }
-          : "pass",
-    );
-    try {
-      const ttft = new TtftCorrector();
-      const opts = {
-        ...base(proxy.url),
-        maxTokens: 8,
-        policy: new DefaultPolicy({ minTokensPerSec: 1 }),
-        estimator: new NetworkEstimator({ prior: { rttMs: 2 } }),
-        wire: { decode: "f32" as const, prefill: "f32" as const, pipelineRows: 8 },
-        device: { flopsPerSec: 1e10 },
-        edgeState: { flopsPerSec: 1e9 },
-        ttft,
-      };
-      await Array.fromAsync(routedGenerate(device, LONG, { ...opts, ttft: undefined }));
-      const fixed = routedGenerate(device, LONG, { ...opts, policy: new FixedPolicy(4) });
-      assert.deepEqual(await Array.fromAsync(fixed), want(LONG).slice(0, 8));
-      assert.ok(fixed.metrics().ttftMs >= 150);
+  // A link that holds streamed uploads (a pipelined prompt: no content-length), as a host
+  // without TCP_NODELAY holds their last chunk; whole frames pass.
+  const streamed = (req: Request) => !req.headers.has("content-length");
+  const wire = { decode: "f32" as const, prefill: "f32" as const, pipelineRows: 8 };
+  await afterALateUpload(
+    streamed,
+    LONG,
+    { wire, device: { flopsPerSec: 1e10 } },
+    async (opts, ttft) => {
       assert.ok((ttft.state.pipelined ?? 0) > 30, `pipelined corrected by ${ttft.state.pipelined}`);
       assert.equal(ttft.state.rows, undefined);
-      for (let q = 0; q < 2; q++) {
-        const run = routedGenerate(device, LONG, opts);
-        assert.deepEqual(await Array.fromAsync(run), want(LONG).slice(0, 8));
+      for await (const run of queries(LONG, opts, 2)) {
         const [d] = run.decisions();
         assert.equal(d.route, "split");
         assert.equal(d.prefill, "whole", d.reason);
         assert.ok(run.metrics().ttftMs < 150, "the stalled upload is avoided");
       }
       assert.equal(typeof ttft.state.rows, "number", "one-frame prompts are measured as rows");
-    } finally {
-      await proxy.close();
-    }
-  });
+    },
+  );
 });

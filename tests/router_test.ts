@@ -443,11 +443,13 @@ Deno.test("TTFT corrector: a smoothed gap per prefill kind, added to that kind's
   assert.equal(predictSplit({ ...base, ttftBiasMs: { rows: -1e9 } }, K, false).ttftMs, 0);
 });
 
-Deno.test("TTFT corrector: a host whose row prefill runs late moves the policy to token prefill", () => {
-  // A split whose rows are predicted inside the TTFT limit by more than the margin...
-  const policy = new DefaultPolicy({ minTokensPerSec: 10 });
-  const base = input({
-    query: { promptTokens: 8, maxTokens: 128 },
+/**
+ * A fast device (24 layers held) on a fast link whose prompt rows pipeline in chunks of 16, with
+ * token prefill offered: a split with row prefill well inside the TTFT limit.
+ */
+function fastSplit(promptTokens: number): RouterInput {
+  return input({
+    query: { promptTokens, maxTokens: 128 },
     device: {
       flopsPerSec: 5e13,
       prefillFlopsPerSec: 1.25e14,
@@ -460,6 +462,12 @@ Deno.test("TTFT corrector: a host whose row prefill runs late moves the policy t
     wire: { bytesPerRow: 2 * BIG.dim, requestBytes: 400, replyBytesPerToken: 40, pipelineRows: 16 },
     tokenPrefill: true,
   });
+}
+
+Deno.test("TTFT corrector: a host whose row prefill runs late moves the policy to token prefill", () => {
+  // A split whose rows are predicted inside the TTFT limit by more than the margin...
+  const policy = new DefaultPolicy({ minTokensPerSec: 10 });
+  const base = fastSplit(8);
   const first = policy.decide(base);
   assert.equal(first.route, "split");
   assert.equal(first.prefill, undefined);
@@ -479,20 +487,7 @@ Deno.test("TTFT corrector: a host whose row prefill runs late moves the policy t
 
 Deno.test("whole-prompt rows: chosen when pipelined rows are learned late and one frame is not", () => {
   const policy = new DefaultPolicy({ minTokensPerSec: 10 });
-  const base = input({
-    query: { promptTokens: 64, maxTokens: 128 },
-    device: {
-      flopsPerSec: 5e13,
-      prefillFlopsPerSec: 1.25e14,
-      freeBytes: 8e9,
-      threads: 4,
-      heldLayers: 24,
-    },
-    network: { rttMs: 40, rttVarMs: 5, upBytesPerSec: 1.25e8, downBytesPerSec: 5e6 },
-    edge: { available: true, flopsPerSec: 5e13, load: 0, queueMs: 0, pricePerFlop: 1e-15 },
-    wire: { bytesPerRow: 2 * BIG.dim, requestBytes: 400, replyBytesPerToken: 40, pipelineRows: 16 },
-    tokenPrefill: true,
-  });
+  const base = fastSplit(64);
   // The cost model: one frame is the unpipelined prediction, corrected as `rows`; pipelined
   // rows are corrected as `pipelined`.
   const K = 24;
