@@ -423,6 +423,19 @@ Deno.test("TTFT corrector: a smoothed gap per prefill kind, added to that kind's
   for (const bad of [NaN, -1, Infinity]) ttft.observe("ids", bad, 10);
   assert.equal(ttft.state.ids, -1, "bad times are ignored");
   assert.equal(ttft.samples, 3);
+  // An app restores what it saved; bad settings are refused.
+  const saved = JSON.parse(JSON.stringify(ttft.state));
+  assert.deepEqual(new TtftCorrector({ prior: saved }).state, ttft.state);
+  assert.equal(new TtftCorrector({ prior: { rows: 5e3 } }).state.rows, 1000, "clamped");
+  for (
+    const bad of [{ weight: 0 }, { weight: 2 }, { maxMs: -1 }, { prior: { rows: NaN } }, {
+      prior: { cloud: 1 } as never,
+    }]
+  ) {
+    assert.throws(() => new TtftCorrector(bad), RangeError);
+  }
+  ttft.observe("cloud" as never, 100, 0);
+  assert.equal(ttft.samples, 3, "unknown kinds are ignored");
   const wild = new TtftCorrector({ weight: 1, maxMs: 100 });
   wild.observe("ids", 1e6, 10);
   assert.equal(wild.state.ids, 100, "clamped");
