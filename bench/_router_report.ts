@@ -180,7 +180,8 @@ a prompt as token ids (token prefill, wire 1.2: the edge runs the whole model ov
 device its own [0, 4) meanwhile) when the row prefill would miss the TTFT limit: "K4+ids" in
 "routes"; the prompt's extra edge FLOPs count in "cloud FLOPs". When pipelined rows are predicted
 late and the same rows in one frame are not (the TTFT corrector learned that pipelined uploads
-stall on this host), the prompt goes in one frame: "K4+whole".
+stall on this host), the prompt goes in one frame: "K4+whole". The router keeps one
+\`TtftCorrector\` per profile, fed by its own queries only (the fixed strategies run without one).
 
 Two compute variants:
 
