@@ -379,6 +379,8 @@ export function routedGenerate(
         if (logged.prefill === "tokens" && session.lastPrefill !== "tokens") {
           logged.reason += session.lastPrefill === "refused"
             ? "; the edge refused token prefill: rows instead"
+            : session.lastPrefill === undefined
+            ? "; a one-token prompt goes as its row"
             : "; the prompt does not fit one frame: rows instead";
           logged.prefill = undefined;
         }

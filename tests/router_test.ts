@@ -150,6 +150,13 @@ Deno.test("token prefill: all-cloud's TTFT for K·n more edge layer-rows; chosen
     new DefaultPolicy({ minTokensPerSec: 10, rowPrefillMarginMs: 0 }).decide(zone).prefill,
     undefined,
   );
+  // A one-token prompt has nothing to prefill: one row, never token ids.
+  const one = policy.decide({
+    ...short,
+    query: { promptTokens: 1, maxTokens: 128 },
+    tokenPrefill: true,
+  });
+  assert.notEqual(one.prefill, "tokens", one.reason);
   // Device and link fast enough for row prefill: it keeps it (fewer cloud FLOPs).
   const quick = at(8, 5e13);
   const fast = policy.decide({

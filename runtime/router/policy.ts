@@ -195,7 +195,9 @@ export class DefaultPolicy implements Policy {
             rows = whole;
           }
         }
-        if (!input.tokenPrefill || K >= L || rows.ttftMs <= rowsLimit) return rows;
+        // (A one-token prompt is one row either way: nothing to prefill.)
+        const single = input.query.promptTokens <= 1;
+        if (!input.tokenPrefill || K >= L || single || rows.ttftMs <= rowsLimit) return rows;
         const tokens = make("tokens");
         const fits = tokens.ttftMs <= ttftLimit && tokens.tokensPerSec >= rateLimit;
         if (rows.ttftMs <= ttftLimit && !fits) return rows;
