@@ -12,6 +12,7 @@ const benches: Record<string, string> = {
   load: "./load.ts",
   kernels: "./kernels.ts",
   engine: "./engine.ts",
+  quant: "./quant.ts",
   router: "./router.ts",
   wire: "./wire.ts",
 };
