@@ -22,20 +22,10 @@ import { RefEngine } from "../runtime/forward.ts";
 import type { Model } from "../runtime/model.ts";
 import { markdownTable, updateReadme } from "./_readme.ts";
 import { printTable, writeResults } from "./_results.ts";
+import { LONG_SAMPLE_PROMPTS } from "../tests/_long_sample.ts";
 
 const DIR = new URL("../../shared/models/stories260K/", import.meta.url);
-const PROMPTS = [
-  [1],
-  [1, 261, 350],
-  [1, 88],
-  [1, 320, 274],
-  [1, 500],
-  [1, 403, 7],
-  [1, 29],
-  [1, 150, 45],
-  [1, 77],
-  [1, 410, 300],
-];
+const PROMPTS = LONG_SAMPLE_PROMPTS;
 
 /** Rounds one block of 32 values in place (a fake quantizer: values stay f32). */
 type Rounder = (v: Float32Array) => void;

@@ -10,6 +10,7 @@ import { TandemError } from "../runtime/errors.ts";
 import type { CalibrationOptions } from "../runtime/calibrate.ts";
 import type { Engine } from "../runtime/engine.ts";
 import { relErr } from "./_rand.ts";
+import { LONG_SAMPLE_PROMPTS } from "./_long_sample.ts";
 
 const DIR = new URL("../../shared/models/stories260K/", import.meta.url);
 const model = parseLlama2c(await Deno.readFile(new URL("stories260K.bin", DIR)), "stories260K.bin");
@@ -38,7 +39,7 @@ function prefill(e: Engine, seq: number[]): Float32Array {
 }
 
 /** Greedy continuation of `prompt` to `total` tokens (prefill, then one token at a time). */
-function continuation(e: Engine, prompt: number[], total: number): number[] {
+function continuation(e: Engine, prompt: readonly number[], total: number): number[] {
   const cache = e.createCache();
   const out = [...prompt];
   let lg = e.head(e.forward(cache, e.embed(prompt), 0, 0, L));
@@ -55,22 +56,7 @@ function continuation(e: Engine, prompt: number[], total: number): number[] {
 const SAMPLE = greedy(ref, 511);
 const REF_LOGITS = prefill(ref, SAMPLE);
 // The long sample: the reference's greedy continuations of 10 prompts, 512 positions each.
-const PROMPTS = [
-  [1],
-  [1, 261, 350],
-  [1, 88],
-  [1, 320, 274],
-  [1, 500],
-  [1, 403, 7],
-  [1, 29],
-  [
-    1,
-    150,
-    45,
-  ],
-  [1, 77],
-  [1, 410, 300],
-];
+const PROMPTS = LONG_SAMPLE_PROMPTS;
 const SAMPLES = PROMPTS.map((p) => p.length === 1 ? SAMPLE : continuation(ref, p, 512));
 const SAMPLES_LOGITS = SAMPLES.map((s) => s === SAMPLE ? REF_LOGITS : prefill(ref, s));
 

@@ -1,0 +1,21 @@
+/**
+ * The prompts of the long sample that quantized engines are measured on (top-1 agreement,
+ * teacher-forced along the f32 reference's greedy continuation of each, 512 positions): shared
+ * by tests/wasm_engine_test.ts and `deno task bench quant`, so both measure the same thing.
+ *
+ * @module
+ */
+
+/** Ten stories260K prompts (BOS first; [1] alone is the published story). */
+export const LONG_SAMPLE_PROMPTS: readonly (readonly number[])[] = [
+  [1],
+  [1, 261, 350],
+  [1, 88],
+  [1, 320, 274],
+  [1, 500],
+  [1, 403, 7],
+  [1, 29],
+  [1, 150, 45],
+  [1, 77],
+  [1, 410, 300],
+];
