@@ -117,6 +117,14 @@ export interface RoutedOptions extends RouterContext {
   reroute?: false | { everyTokens?: number; minGain?: number };
 }
 
+/** The corrector's kind for how a session's prompt went (a refused token prefill: none). */
+const SENT_AS: Record<NonNullable<SplitSession["lastPrefill"]>, PrefillKind | undefined> = {
+  tokens: "ids",
+  pipelined: "pipelined",
+  rows: "rows",
+  refused: undefined,
+};
+
 /**
  * The fetch a routed run's requests go through: the caller's, feeding `estimator` unless
  * `options.estimate` is false.
@@ -373,9 +381,7 @@ export function routedGenerate(
     const logged = log[log.length - 1];
     try {
       for await (const t of run) {
-        sentAs ??= ({ tokens: "ids", pipelined: "pipelined", rows: "rows" } as const)[
-          session.lastPrefill as "tokens" | "pipelined" | "rows"
-        ];
+        sentAs ??= session.lastPrefill && SENT_AS[session.lastPrefill];
         if (logged.prefill === "tokens" && session.lastPrefill !== "tokens") {
           logged.reason += session.lastPrefill === "refused"
             ? "; the edge refused token prefill: rows instead"

@@ -182,9 +182,9 @@ export function predictSplit(
   const tokens = prefill === "tokens";
   const prefillUp = wire.requestBytes +
     n * (tokens ? 4 : wire.prefillBytesPerRow ?? wire.bytesPerRow);
-  const c = !tokens && prefill !== "whole" && wire.pipelineRows && n > wire.pipelineRows
-    ? Math.ceil(n / wire.pipelineRows)
-    : 1;
+  // Rows this long pipeline unless sent whole; token ids never do.
+  const pipelines = !tokens && n > (wire.pipelineRows || Infinity);
+  const c = pipelines && prefill !== "whole" ? Math.ceil(n / wire.pipelineRows!) : 1;
   const dev = c * devPassMs(rowsFlops(m, K, 0, n) / c, n / c);
   const up = upMs(prefillUp);
   const edg = c * edgePassMs(rowsFlops(m, L - K, 0, n) / c, n / c);
@@ -224,7 +224,7 @@ export function predictSplit(
   });
   const q = tokens
     ? { ...p, prefill: "tokens" as const }
-    : c === 1 && prefill === "whole" && wire.pipelineRows && n > wire.pipelineRows
+    : pipelines && prefill === "whole"
     ? { ...p, prefill: "whole" as const }
     : p;
   return E > 1 ? { ...q, drafting: true, speculation: spec } : q;

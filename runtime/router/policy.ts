@@ -174,6 +174,8 @@ export class DefaultPolicy implements Policy {
     const prefillRowsTtft = new Map<Prediction, number>();
     const pipelinedTtft = new Map<Prediction, number>();
     const rowsLimit = ttftLimit - t.rowPrefillMarginMs;
+    // (A one-token prompt is one row either way: nothing to prefill from ids.)
+    const idsOffered = input.tokenPrefill && input.query.promptTokens > 1;
     const candidates = all.slice(1, deepest + 1).flatMap((p) => {
       const K = p.split;
       const makers: Make[] = [
@@ -195,9 +197,7 @@ export class DefaultPolicy implements Policy {
             rows = whole;
           }
         }
-        // (A one-token prompt is one row either way: nothing to prefill.)
-        const single = input.query.promptTokens <= 1;
-        if (!input.tokenPrefill || K >= L || single || rows.ttftMs <= rowsLimit) return rows;
+        if (!idsOffered || K >= L || rows.ttftMs <= rowsLimit) return rows;
         const tokens = make("tokens");
         const fits = tokens.ttftMs <= ttftLimit && tokens.tokensPerSec >= rateLimit;
         if (rows.ttftMs <= ttftLimit && !fits) return rows;
