@@ -22,7 +22,9 @@ import { RefEngine } from "../runtime/forward.ts";
 import type { Model } from "../runtime/model.ts";
 import { markdownTable, updateReadme } from "./_readme.ts";
 import { printTable, writeResults } from "./_results.ts";
-import { LONG_SAMPLE_PROMPTS } from "../tests/_long_sample.ts";
+import { LONG_SAMPLE_PROMPTS, topOneAgreement } from "../tests/_long_sample.ts";
+import { generate } from "../runtime/generate.ts";
+import { argmax } from "../runtime/sampling.ts";
 
 const DIR = new URL("../../shared/models/stories260K/", import.meta.url);
 const PROMPTS = LONG_SAMPLE_PROMPTS;
@@ -125,32 +127,21 @@ export async function run(args: string[]): Promise<void> {
   const { nLayers: L, vocabSize: V } = model.config;
   const prompts = quick ? PROMPTS.slice(0, 3) : PROMPTS;
   const length = quick ? 128 : 512;
-  const argmax = (a: Float32Array, off: number) => {
-    let b = 0;
-    for (let i = 1; i < V; i++) if (a[off + i] > a[off + b]) b = i;
-    return b;
-  };
   const logitsOf = (e: RefEngine, s: number[]) =>
     e.head(e.forward(e.createCache(), e.embed(s), 0, 0, L));
   const ref = new RefEngine(model);
-  const samples = prompts.map((p) => {
-    const out = [...p];
-    const cache = ref.createCache();
-    let lg = ref.head(ref.forward(cache, ref.embed(p), 0, 0, L));
-    out.push(argmax(lg, (p.length - 1) * V));
-    while (out.length < length) {
-      lg = ref.head(ref.forward(cache, ref.embed([out[out.length - 1]]), out.length - 1, 0, L));
-      out.push(argmax(lg, 0));
-    }
-    return out;
-  });
+  // The reference's greedy continuation of each prompt (the engine tests' samples).
+  const samples = prompts.map((p) => [
+    ...p,
+    ...generate(ref, p, { maxTokens: length - p.length, stopAtEos: false }),
+  ]);
   const refLogits = samples.map((s) => logitsOf(ref, s));
 
   const margins: number[] = [];
   for (const [i, s] of samples.entries()) {
     for (let t = 0; t < s.length; t++) {
       const lg = refLogits[i].subarray(t * V, (t + 1) * V);
-      const top = argmax(lg, 0);
+      const top = argmax(lg);
       let second = -Infinity;
       for (let j = 0; j < V; j++) if (j !== top && lg[j] > second) second = lg[j];
       margins.push(lg[top] - second);
@@ -181,16 +172,9 @@ export async function run(args: string[]): Promise<void> {
         ? (_, x, n) => fakeQuant(x, x.length / n, actRound, v.rotate ?? false)
         : undefined,
     });
-    let same = 0, total = 0;
-    for (const [i, s] of samples.entries()) {
-      const lg = logitsOf(e, s);
-      for (let t = 0; t < s.length; t++) {
-        if (argmax(lg, t * V) === argmax(refLogits[i], t * V)) same++;
-        total++;
-      }
-    }
-    rows.push({ variant: v.name, agreement: same / total });
-    console.error(`${v.name}: ${(100 * same / total).toFixed(2)}%`);
+    const agreement = topOneAgreement(samples.map((s) => logitsOf(e, s)), refLogits, V);
+    rows.push({ variant: v.name, agreement });
+    console.error(`${v.name}: ${(100 * agreement).toFixed(2)}%`);
   }
 
   const pct = (x: number) => `${(100 * x).toFixed(2)}%`;

@@ -118,10 +118,11 @@ export type WeightPlan = (tensor: string, layer: number, config: ModelConfig) =>
  * activation rounding that flips with the kernels' summation order changes every later
  * position), so q8 keeps the fastest. No 8-bit mix reaches 99% with int8 activations on this
  * model, whose ties are close (the reference's top two logits are within 0.03 of each other
- * at 1.5% of the 5120 positions, within 0.01 at 0.6%): the TS reference with f32 weights and int8 activations alone agrees on ~98.9%, and
- * q8_0's weight rounding acts like ±1% noise on every weight (98.7% alone; GPTQ brings that
- * to 99.0%, and SmoothQuant-style channel scaling did not help: the activations have no
- * outlier channels; more calibration text did not either: 64 × 512 tokens gave 98.9%).
+ * at 1.5% of the 5120 positions, within 0.01 at 0.6%): the TS reference with f32 weights and
+ * int8 activations alone agrees on ~98.9%, and q8_0's weight rounding acts like ±1% noise on
+ * every weight (98.7% alone; GPTQ brings that to 99.0%, and SmoothQuant-style channel
+ * scaling did not help: the activations have no outlier channels; more calibration text did
+ * not either: 64 × 512 tokens gave 98.9%).
  * A block Hadamard rotation before rounding (rotate each block of 32 of weights and inputs
  * alike, which leaves the products unchanged), simulated on the TS reference
  * (`deno task bench quant`), moves int8 weights and activations 98.2% → 98.6%, weights alone

@@ -10,7 +10,7 @@ import { TandemError } from "../runtime/errors.ts";
 import type { CalibrationOptions } from "../runtime/calibrate.ts";
 import type { Engine } from "../runtime/engine.ts";
 import { relErr } from "./_rand.ts";
-import { LONG_SAMPLE_PROMPTS } from "./_long_sample.ts";
+import { LONG_SAMPLE_PROMPTS, topOneAgreement } from "./_long_sample.ts";
 
 const DIR = new URL("../../shared/models/stories260K/", import.meta.url);
 const model = parseLlama2c(await Deno.readFile(new URL("stories260K.bin", DIR)), "stories260K.bin");
@@ -104,18 +104,11 @@ async function quality(
 ): Promise<{ agree: number; prefix: number; tokens: number[] }> {
   const e = await WasmEngine.create(model, { quant, threads, plan, calibration });
   try {
-    let agree = 0, total = 0;
-    for (const [i, s] of SAMPLES.entries()) {
-      const lg = prefill(e, s);
-      for (let t = 0; t < s.length; t++) {
-        if (argmax(lg, t * V) === argmax(SAMPLES_LOGITS[i], t * V)) agree++;
-        total++;
-      }
-    }
+    const agree = topOneAgreement(SAMPLES.map((s) => prefill(e, s)), SAMPLES_LOGITS, V);
     const tokens = greedy(e, 80);
     let prefix = 0;
     while (prefix < tokens.length && tokens[prefix] === SAMPLE[prefix]) prefix++;
-    return { agree: agree / total, prefix: prefix - 1, tokens };
+    return { agree, prefix: prefix - 1, tokens };
   } finally {
     e.dispose();
   }
